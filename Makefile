@@ -1,0 +1,36 @@
+# Every target sets itself up on a fresh machine: a .venv with the pinned torch, the package, and
+# Debian's Fashion-MNIST when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint bench setup
+
+setup: $(STAMP) $(FMNIST)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(FMNIST):
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y dataset-fashion-mnist
+
+demo: setup
+	$(BIN)/python -m vitprune.demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/foundation.py

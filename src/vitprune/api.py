@@ -1,0 +1,44 @@
+"""The two-line entry point: ``vitprune.apply(model, method, **config)`` and ``vitprune.remove(model)``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from vitprune.methods import REGISTRY
+from vitprune.tokens import patch as token_patch
+from vitprune.vit import check_supported, describe
+
+
+def methods() -> dict[str, str]:
+    """Available methods, name → one-line summary."""
+    return {name: summary for name, (_, summary) in sorted(REGISTRY.items())}
+
+
+def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = False, **config) -> nn.Module:
+    """Patch ``model`` in place so ``method`` runs in its forward pass; return the model.
+
+    ``config`` holds the method's own options (see ``vitprune methods``); every method also takes
+    ``macs=`` (a fraction of dense MACs, or GMACs as a number > 1 or a string like ``"2.9G"``), solved
+    for the model at ``img_size`` (default: the model's own). ``trace_source`` records which original
+    patches each token holds (``model.vitprune.state.source``) for visualisation. Applying again
+    replaces the previous method.
+    """
+    if method not in REGISTRY:
+        raise ValueError(f"unknown method {method!r}; available: {sorted(REGISTRY)}")
+    check_supported(model)
+    builder, _ = REGISTRY[method]
+    if model.grad_checkpointing:
+        raise ValueError(
+            "token methods do not support grad checkpointing (recomputation would see later tokens)"
+        )
+    built = builder(describe(model, img_size), **config)
+    remove(model)
+    token_patch.patch(model, built, trace_source=trace_source)
+    return model
+
+
+def remove(model: nn.Module) -> nn.Module:
+    """Restore the model's original classes; a never-patched model is returned unchanged."""
+    if token_patch.is_patched(model):
+        token_patch.unpatch(model)
+    return model

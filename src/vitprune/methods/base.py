@@ -1,0 +1,70 @@
+"""What every token method is, and the registry ``vitprune.apply`` looks methods up in.
+
+A method is a small object with one job: given a block index, the tokens after the attention
+residual, their state and a view of the attention, return fewer tokens. It also predicts its own
+token schedule, so a ``macs=`` target can be solved analytically before any forward pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from torch import Tensor
+
+from vitprune.tokens.attention import AttentionView
+from vitprune.tokens.state import TokenState
+from vitprune.vit import VitSpec
+
+
+class TokenMethod(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    prop_attn: bool = False
+
+    @abstractmethod
+    def active(self, layer: int) -> bool:
+        """Whether block ``layer`` reduces tokens (inactive blocks run exactly as timm's)."""
+
+    @abstractmethod
+    def reduce(self, layer: int, x: Tensor, state: TokenState, attn: AttentionView):
+        """Return ``(x, state)`` with fewer tokens, or unchanged."""
+
+    @abstractmethod
+    def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
+        """Predicted (tokens into attention, tokens into MLP) per block, prefix tokens included."""
+
+
+Builder = Callable[..., TokenMethod]
+REGISTRY: dict[str, tuple[Builder, str]] = {}
+
+
+def register(name: str, summary: str):
+    """Decorator: ``builder(spec, **config) -> TokenMethod`` becomes available as ``name``."""
+
+    def wrap(builder: Builder) -> Builder:
+        REGISTRY[name] = (builder, summary)
+        return builder
+
+    return wrap
+
+
+def check_layer(value: int, depth: int, what: str = "layer") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < depth:
+        raise ValueError(f"{what} {value!r} is outside the model: allowed 0..{depth - 1}")
+    return value
+
+
+def check_unknown(method: str, config: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        raise ValueError(f"{method}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def check_exclusive(method: str, config: dict, knob: str, other: str = "macs") -> None:
+    if config.get(knob) is not None and config.get(other) is not None:
+        raise ValueError(
+            f"{method}: give {knob}= or {other}=, not both ({knob}={config[knob]!r}, "
+            f"{other}={config[other]!r})"
+        )

@@ -1,0 +1,86 @@
+"""EViT baseline: keep the most attended tokens (Liang et al., ICLR 2022) — certain.
+
+In each listed block (default 3, 6, 9: the paper's 4th, 7th and 10th of 12) keep
+ceil(keep · patches) patch tokens with the highest CLS attention (mean over heads); with ``fuse``
+(on, as in the paper) the dropped ones are averaged, weighted by that attention, into one extra
+token. ``keep`` is one rate for every listed block or one rate per listed block. No proportional
+attention (EViT does not use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vitprune.methods.base import TokenMethod, check_exclusive, check_layer, check_unknown, register
+from vitprune.methods.target import bisect, method_macs, parse_macs_target
+from vitprune.tokens.select import keep_topk
+from vitprune.tokens.state import keep_count
+from vitprune.vit import VitSpec
+
+DEFAULT_LAYERS = (3, 6, 9)
+
+
+def _check_rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(f"evit: keep={value!r} is invalid; allowed: a rate in (0, 1]")
+    return float(value)
+
+
+class EViT(TokenMethod):
+    name = "evit"
+    summary = "EViT baseline: keep the top tokens by CLS attention, fuse the rest into one"
+
+    def __init__(self, rates: dict[int, float], fuse: bool = True):
+        self.rates = rates
+        self.fuse = fuse
+
+    def active(self, layer: int) -> bool:
+        return self.rates.get(layer, 1.0) < 1.0
+
+    def reduce(self, layer, x, state, attn):
+        scores = attn.cls_attention().mean(1)[:, state.num_prefix :]
+        return keep_topk(x, state, scores, keep_count(self.rates[layer], state.num_patches), self.fuse)
+
+    def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
+        counts, n = [], spec.num_patches
+        for layer in range(spec.depth):
+            after = n
+            if self.active(layer):
+                after = keep_count(self.rates[layer], n)
+                after += int(self.fuse and after < n)
+            counts.append((n + spec.num_prefix, after + spec.num_prefix))
+            n = after
+        return counts
+
+
+def _rates(keep: float | Sequence[float], layers: Sequence[int], depth: int) -> dict[int, float]:
+    layers = [check_layer(v, depth) for v in layers]
+    if isinstance(keep, list | tuple):
+        if len(keep) != len(layers):
+            raise ValueError(f"evit: {len(keep)} keep rates for {len(layers)} layers {list(layers)}")
+        return {layer: _check_rate(k) for layer, k in zip(layers, keep, strict=True)}
+    return {layer: _check_rate(keep) for layer in layers}
+
+
+@register(EViT.name, EViT.summary)
+def build(spec: VitSpec, **config) -> EViT:
+    check_unknown("evit", config, ("keep", "layers", "fuse", "macs"))
+    check_exclusive("evit", config, "keep", "macs")
+    if not spec.has_class_token:
+        raise ValueError("evit scores tokens by CLS attention; this model has class_token=False")
+    layers = tuple(config.get("layers", DEFAULT_LAYERS))
+    fuse = bool(config.get("fuse", True))
+    if config.get("macs") is not None:
+        target = parse_macs_target(config["macs"], spec)
+        _rates(1.0, layers, spec.depth)
+
+        def cost(rate: float) -> float:
+            return method_macs(EViT({layer: rate for layer in layers}, fuse), spec)
+
+        if not cost(1e-6) * 0.98 <= target:
+            raise ValueError(
+                f"macs={config['macs']!r} is out of reach for evit at layers {list(layers)}: "
+                f"{cost(1e-6) / 1e9:.3f}..{cost(1.0) / 1e9:.3f} GMACs"
+            )
+        return EViT({layer: bisect(cost, 1e-6, 1.0, target) for layer in layers}, fuse)
+    return EViT(_rates(config.get("keep", 1.0), layers, spec.depth), fuse)

@@ -1,0 +1,75 @@
+"""ToMe baseline: token merging by bipartite soft matching (Bolya et al., ICLR 2023) — certain.
+
+Every block with r > 0 merges r patch tokens (capped at half the patches entering it) by cosine
+similarity of its keys averaged over heads, with size-weighted averages and proportional attention
+(on by default: the paper's rule for supervised models such as DeiT/AugReg). ``r`` is an int (every
+block), a per-block list (zero-padded), or ``(r, inflection)``: a linear ramp from r·(1−inflection)
+to 2r minus that, as in ToMe's schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vitprune.methods.base import TokenMethod, check_exclusive, check_unknown, register
+from vitprune.methods.target import closest, method_macs, parse_macs_target
+from vitprune.tokens.select import bipartite_merge
+from vitprune.vit import VitSpec
+
+
+def _check_r(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"tome: r={value!r} is invalid; allowed: an int >= 0")
+    return value
+
+
+def parse_r(r: int | Sequence[int] | tuple[int, float], depth: int) -> list[int]:
+    """Tokens to merge in each of ``depth`` blocks, before the per-block cap."""
+    if isinstance(r, tuple) and len(r) == 2 and isinstance(r[1], float):
+        base, inflect = _check_r(r[0]), r[1]
+        if not -1.0 <= inflect <= 1.0:
+            raise ValueError(f"tome: inflection {inflect!r} is invalid; allowed: -1.0..1.0")
+        first = int(base * (1.0 - inflect))
+        last = 2 * base - first
+        step = (last - first) / max(depth - 1, 1)
+        return [int(first + step * i) for i in range(depth)]
+    if isinstance(r, list | tuple):
+        if len(r) > depth:
+            raise ValueError(f"tome: r has {len(r)} entries but the model has {depth} blocks")
+        return [_check_r(v) for v in r] + [0] * (depth - len(r))
+    return [_check_r(r)] * depth
+
+
+class ToMe(TokenMethod):
+    name = "tome"
+    summary = "ToMe baseline: merge r tokens per block by bipartite soft matching of keys"
+
+    def __init__(self, per_layer: list[int], prop_attn: bool = True):
+        self.per_layer = per_layer
+        self.prop_attn = prop_attn
+
+    def active(self, layer: int) -> bool:
+        return self.per_layer[layer] > 0
+
+    def reduce(self, layer, x, state, attn):
+        return bipartite_merge(x, state, attn.keys().mean(1), self.per_layer[layer])
+
+    def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
+        counts, n = [], spec.num_patches
+        for r in self.per_layer:
+            after = n - min(r, n // 2)
+            counts.append((n + spec.num_prefix, after + spec.num_prefix))
+            n = after
+        return counts
+
+
+@register(ToMe.name, ToMe.summary)
+def build(spec: VitSpec, **config) -> ToMe:
+    check_unknown("tome", config, ("r", "prop_attn", "macs"))
+    check_exclusive("tome", config, "r", "macs")
+    prop_attn = bool(config.get("prop_attn", True))
+    if config.get("macs") is not None:
+        target = parse_macs_target(config["macs"], spec)
+        candidates = [ToMe([r] * spec.depth, prop_attn) for r in range(spec.num_patches // 2 + 1)]
+        return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
+    return ToMe(parse_r(config.get("r", 0), spec.depth), prop_attn)

@@ -1,0 +1,95 @@
+"""Token reductions as pure tensor functions: top-k pruning (optionally fusing the dropped tokens) and
+bipartite soft matching with size-weighted merging. Prefix tokens (CLS, distillation, registers) are
+split off first and passed through untouched, so no method can ever drop or merge them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vitprune.tokens.state import TokenState, gather_tokens
+
+
+def _prefix_index(state: TokenState, like: Tensor) -> Tensor:
+    b = like.shape[0]
+    return torch.arange(state.num_prefix, device=like.device).expand(b, state.num_prefix)
+
+
+def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int, fuse: bool = False):
+    """Keep the ``k`` patch tokens with the highest ``scores`` ([B, patches]); drop the rest.
+
+    Kept patches stay in their current order. With ``fuse`` (EViT's inattentive-token fusion) the
+    dropped patches are averaged, weighted by their scores, into one extra token appended at the end;
+    its size is the sum of theirs and its position is -1.
+    """
+    p = state.num_prefix
+    n = scores.shape[1]
+    if k >= n:
+        return x, state
+    top = scores.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
+    idx = torch.cat([_prefix_index(state, x), top + p], dim=1)
+    x_kept, kept = gather_tokens(x, idx), state.gather(idx)
+    if not fuse:
+        return x_kept, kept
+    dropped = torch.ones_like(scores, dtype=torch.bool).scatter(1, top, False)
+    w = (scores * dropped).to(x.dtype)
+    fused = torch.einsum("bn,bnc->bc", w, x[:, p:]) / w.sum(1, keepdim=True).clamp_min(1e-12)
+    sizes = state.sizes(x)[:, p:]
+    fused_size = (sizes * dropped[..., None]).sum(1, keepdim=True)
+    source = None
+    if state.source is not None:
+        source = torch.cat([kept.source, (state.source[:, p:] & dropped[..., None]).any(1, keepdim=True)], 1)
+    out = TokenState(
+        num_prefix=p,
+        pos=torch.cat([kept.pos, kept.pos.new_full((x.shape[0], 1), -1)], 1),
+        size=torch.cat([kept.sizes(x_kept), fused_size], 1),
+        source=source,
+    )
+    return torch.cat([x_kept, fused[:, None]], 1), out
+
+
+def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
+    """Merge ``r`` patch tokens away by bipartite soft matching (ToMe, Bolya et al. 2023, §3).
+
+    Patches alternate into sets A (even) and B (odd); each A token finds its most similar B token by
+    cosine similarity of ``metric`` ([B, N, C], prefix included); the ``r`` best-matched A tokens are
+    merged into their partners by a size-weighted average and sizes add up. ``r`` is capped at half
+    the patches. Output order: prefix, unmerged A, B.
+    """
+    p = state.num_prefix
+    r = min(r, state.num_patches // 2)
+    if r <= 0:
+        return x, state
+    with torch.no_grad():
+        m = metric[:, p:]
+        m = m / m.norm(dim=-1, keepdim=True)
+        best, partner = (m[:, ::2] @ m[:, 1::2].transpose(1, 2)).max(dim=-1)
+        order = best.argsort(dim=-1, descending=True)
+        src, unmerged = order[:, :r], order[:, r:]
+        dst = partner.gather(1, src)
+
+    def split(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return t[:, :p], t[:, p:][:, ::2], t[:, p:][:, 1::2]
+
+    c = x.shape[-1]
+    sizes = state.sizes(x)
+    (x_pre, xa, xb), (s_pre, sa, sb) = split(x), split(sizes)
+    b_sum = (xb * sb).scatter_add(1, dst[..., None].expand(-1, -1, c), gather_tokens(xa * sa, src))
+    b_size = sb.scatter_add(1, dst[..., None], gather_tokens(sa, src))
+    x_out = torch.cat([x_pre, gather_tokens(xa, unmerged), b_sum / b_size], 1)
+
+    pos_pre, pos_a, pos_b = split(state.pos)
+    source = None
+    if state.source is not None:
+        src_pre, src_a, src_b = split(state.source.to(torch.uint8))
+        n0 = src_a.shape[-1]
+        src_b = src_b.scatter_reduce(1, dst[..., None].expand(-1, -1, n0), gather_tokens(src_a, src), "amax")
+        source = torch.cat([src_pre, gather_tokens(src_a, unmerged), src_b], 1).bool()
+    out = TokenState(
+        num_prefix=p,
+        pos=torch.cat([pos_pre, pos_a.gather(1, unmerged), pos_b], 1),
+        size=torch.cat([s_pre, gather_tokens(sa, unmerged), b_size], 1).detach(),
+        source=source,
+    )
+    return x_out, out

@@ -1,0 +1,81 @@
+"""Per-forward token state: what each current token stands for.
+
+Every token carries
+- ``pos``: its original index in the token sequence (prefix tokens first, then patches in raster
+  order). A merged token keeps the position of the token it was merged into; a fused token that
+  stands for many dropped patches has position -1.
+- ``size``: how many original tokens it represents (``None`` while every size is 1, which keeps the
+  unpatched fast path: no attention bias at all).
+- ``source`` (only when tracing): a ``[B, N, N0]`` boolean map of which original tokens it contains.
+  A patch whose column is all False was dropped, which is different from "merged into group 0".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TokenState:
+    num_prefix: int
+    pos: Tensor  # [B, N] long
+    size: Tensor | None = None  # [B, N, 1], dtype of the activations
+    source: Tensor | None = None  # [B, N, N0] bool
+
+    @classmethod
+    def start(cls, x: Tensor, num_prefix: int, trace_source: bool = False) -> TokenState:
+        """State for the tokens entering the first block: every token is itself."""
+        b, n, _ = x.shape
+        pos = torch.arange(n, device=x.device).expand(b, n)
+        source = torch.eye(n, dtype=torch.bool, device=x.device).expand(b, n, n) if trace_source else None
+        return cls(num_prefix=num_prefix, pos=pos, source=source)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.pos.shape[1]
+
+    @property
+    def num_patches(self) -> int:
+        return self.num_tokens - self.num_prefix
+
+    def sizes(self, like: Tensor) -> Tensor:
+        """Sizes as a ``[B, N, 1]`` tensor (ones when nothing was merged yet)."""
+        if self.size is not None:
+            return self.size
+        return like.new_ones(like.shape[0], like.shape[1], 1)
+
+    def attention_bias(self, dtype: torch.dtype) -> Tensor | None:
+        """Proportional attention: log(size) added to every key's logit, as an SDPA float mask.
+
+        Shape ``[B, 1, 1, N]`` broadcasts over heads and queries. ``None`` while all sizes are 1.
+        """
+        if self.size is None:
+            return None
+        return self.size.detach().to(dtype).log().transpose(1, 2)[:, None]
+
+    def gather(self, idx: Tensor) -> TokenState:
+        """Keep the tokens ``idx`` ([B, K] indices into the current tokens), in that order."""
+        return replace(
+            self,
+            pos=self.pos.gather(1, idx),
+            size=None if self.size is None else self.size.gather(1, idx[..., None]),
+            source=None if self.source is None else _gather_rows(self.source, idx),
+        )
+
+
+def _gather_rows(t: Tensor, idx: Tensor) -> Tensor:
+    return t.gather(1, idx[..., None].expand(-1, -1, t.shape[-1]))
+
+
+def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
+    """``x[b, idx[b]]`` for ``x`` of shape [B, N, C] and ``idx`` of shape [B, K]."""
+    return _gather_rows(x, idx)
+
+
+def keep_count(rate: float, n: int) -> int:
+    """Tokens kept from ``n`` at keep-rate ``rate``: ceil(rate · n), as EViT and STAR round."""
+    return min(n, math.ceil(rate * n - 1e-9))
