@@ -1,6 +1,7 @@
 """EViT baseline: keep the most attended tokens (Liang et al., ICLR 2022) — certain.
 
-In each listed block (default 3, 6, 9: the paper's 4th, 7th and 10th of 12) keep
+In each listed block (default 3, 6, 9: the paper's 4th, 7th and 10th of 12; the same
+quarters of the depth in other models) keep
 ceil(keep · patches) patch tokens with the highest CLS attention (mean over heads); with ``fuse``
 (on, as in the paper) the dropped ones are averaged, weighted by that attention, into one extra
 token. ``keep`` is one rate for every listed block or one rate per listed block. No proportional
@@ -17,7 +18,10 @@ from vitprune.tokens.select import keep_topk
 from vitprune.tokens.state import keep_count
 from vitprune.vit import VitSpec
 
-DEFAULT_LAYERS = (3, 6, 9)
+
+def default_layers(depth: int) -> tuple[int, ...]:
+    """Blocks at a quarter, half and three quarters of the depth: 3, 6, 9 for 12 blocks (the paper's)."""
+    return tuple(sorted({round(depth * i / 4) for i in (1, 2, 3)}))
 
 
 def _check_rate(value: object) -> float:
@@ -68,7 +72,7 @@ def build(spec: VitSpec, **config) -> EViT:
     check_exclusive("evit", config, "keep", "macs")
     if not spec.has_class_token:
         raise ValueError("evit scores tokens by CLS attention; this model has class_token=False")
-    layers = tuple(config.get("layers", DEFAULT_LAYERS))
+    layers = tuple(config.get("layers", default_layers(spec.depth)))
     fuse = bool(config.get("fuse", True))
     if config.get("macs") is not None:
         target = parse_macs_target(config["macs"], spec)

@@ -4,7 +4,8 @@ Every block with r > 0 merges r patch tokens (capped at half the patches enterin
 similarity of its keys averaged over heads, with size-weighted averages and proportional attention
 (on by default: the paper's rule for supervised models such as DeiT/AugReg). ``r`` is an int (every
 block), a per-block list (zero-padded), or ``(r, inflection)``: a linear ramp from r·(1−inflection)
-to 2r minus that, as in ToMe's schedules.
+to 2r minus that, as in ToMe's schedules. A ``macs=`` target is solved over the total number of
+merges spread evenly across blocks (so r=13 on DeiT-S is what 2.70 GMACs gives back).
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def parse_r(r: int | Sequence[int] | tuple[int, float], depth: int) -> list[int]
     return [_check_r(r)] * depth
 
 
+def spread(total: int, depth: int) -> list[int]:
+    """``total`` merges over ``depth`` blocks as evenly as possible, earlier blocks taking the extra
+    ones: a constant r when ``total`` divides evenly, and a MACs target finer than one r step."""
+    base, extra = divmod(total, depth)
+    return [base + 1] * extra + [base] * (depth - extra)
+
+
 class ToMe(TokenMethod):
     name = "tome"
     summary = "ToMe baseline: merge r tokens per block by bipartite soft matching of keys"
@@ -70,6 +78,8 @@ def build(spec: VitSpec, **config) -> ToMe:
     prop_attn = bool(config.get("prop_attn", True))
     if config.get("macs") is not None:
         target = parse_macs_target(config["macs"], spec)
-        candidates = [ToMe([r] * spec.depth, prop_attn) for r in range(spec.num_patches // 2 + 1)]
+        candidates = [
+            ToMe(spread(total, spec.depth), prop_attn) for total in range(spec.depth * spec.num_patches // 2)
+        ]
         return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
     return ToMe(parse_r(config.get("r", 0), spec.depth), prop_attn)

@@ -1,0 +1,157 @@
+"""``vitprune`` command line: thin wrappers that parse, call the library, and print."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+
+import torch
+
+import vitprune
+from vitprune.cli_args import (
+    add_method_arguments,
+    add_model_arguments,
+    add_output_arguments,
+    build_model,
+)
+from vitprune.report import print_table
+
+EPILOG = """examples:
+  vitprune methods
+  vitprune macs --model deit_small_patch16_224 --method tome -p r=13
+  vitprune bench --model deit_small_patch16_224 --method evit --macs 0.63 --batch-sizes 1,64
+  vitprune eval --model deit_small_patch16_224 --checkpoint deit_s.safetensors --data /data/imagenet/val
+"""
+
+
+def cmd_methods(args) -> dict:
+    return {"methods": vitprune.methods()}
+
+
+def _input(model, batch: int) -> torch.Tensor:
+    from vitprune.measure.bench import resolve_input_size
+
+    return torch.rand(batch, *resolve_input_size(model))
+
+
+def cmd_macs(args) -> dict:
+    from vitprune.measure import macs
+
+    model = build_model(args)
+    x = _input(model, args.batch)
+    report = macs(model, x)
+    return {"model": args.model, "method": args.method, "input": list(x.shape[1:]), **report.as_dict()}
+
+
+def cmd_bench(args) -> dict:
+    from vitprune.measure import macs
+    from vitprune.measure.bench import compare
+
+    model = build_model(args)
+    models = {"dense": vitprune.remove(copy.deepcopy(model))}
+    if args.method:
+        models[args.method] = model
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    rows = []
+    for precision in args.precisions.split(","):
+        for bs in [int(b) for b in args.batch_sizes.split(",")]:
+            ips = compare(models, bs, rounds=args.rounds, runs=args.runs, precision=precision)
+            for name, value in ips.items():
+                rows.append(
+                    {
+                        "model": name,
+                        "precision": precision,
+                        "batch_size": bs,
+                        "images_per_s": value,
+                        "ms_per_batch": 1000 * bs / value,
+                        "speedup": value / ips["dense"],
+                    }
+                )
+    gmacs = {name: macs(m, _input(m, 1)).mean / 1e9 for name, m in models.items()}
+    for row in rows:
+        row["gmacs"] = gmacs[row["model"]]
+    return {"threads": torch.get_num_threads(), "device": "cpu", "rows": rows}
+
+
+def cmd_eval(args) -> dict:
+    from vitprune.data import build_dataset, build_loader
+    from vitprune.measure import macs
+    from vitprune.measure.evaluate import evaluate
+
+    model = build_model(args)
+    dataset = build_dataset(args.data, args.split, model)
+    if args.limit:
+        dataset = torch.utils.data.Subset(dataset, range(min(args.limit, len(dataset))))
+    loader = build_loader(dataset, args.batch_size, workers=args.workers)
+    metrics = evaluate(model, loader, precision=args.precision, progress=not args.json)
+    report = macs(model, _input(model, 1))
+    return {
+        "model": args.model,
+        "method": args.method,
+        "data": args.data,
+        **metrics,
+        "gmacs": report.mean / 1e9,
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="vitprune",
+        description="Make Vision Transformers cheaper, and measure it honestly.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("methods", help="list the available methods")
+    add_output_arguments(p)
+    p.set_defaults(run=cmd_methods)
+
+    p = sub.add_parser("macs", help="count MACs (multiply-accumulates) from the real token counts")
+    for add in (add_model_arguments, add_method_arguments, add_output_arguments):
+        add(p)
+    p.add_argument("--batch", type=int, default=1, help="images counted (default: %(default)s)")
+    p.set_defaults(run=cmd_macs)
+
+    p = sub.add_parser("bench", help="throughput and latency against the dense model, measured in one run")
+    for add in (add_model_arguments, add_method_arguments, add_output_arguments):
+        add(p)
+    p.add_argument("--batch-sizes", default="1,64", help="comma-separated (default: %(default)s)")
+    p.add_argument(
+        "--precisions", default="fp32,bf16", help="fp32 and/or bf16 autocast (default: %(default)s)"
+    )
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is kept")
+    p.add_argument("--runs", type=int, default=3, help="batches timed per round")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice, recorded)")
+    p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("eval", help="top-1/top-5 accuracy over a dataset")
+    for add in (add_model_arguments, add_method_arguments, add_output_arguments):
+        add(p)
+    p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    p.add_argument("--split", default="test", help="split (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.set_defaults(run=cmd_eval)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        print(f"vitprune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Small random-weight timm models covering every supported ViT family."""
+
+import pytest
+import timm
+import torch
+
+# name → timm kwargs; tiny sizes keep the suite fast while exercising each family's special parts.
+FAMILIES = {
+    "vit": ("vit_tiny_patch16_224", {}),
+    "deit_distilled": ("deit_tiny_distilled_patch16_224", {}),
+    "deit3_layerscale": ("deit3_small_patch16_224", {"embed_dim": 96, "num_heads": 3}),
+    "registers": ("vit_tiny_patch16_224", {"reg_tokens": 4}),
+    "qk_norm": ("vit_tiny_patch16_224", {"qk_norm": True}),
+    "avgpool_no_cls": ("vit_tiny_patch16_224", {"class_token": False, "global_pool": "avg", "reg_tokens": 2}),
+}
+
+
+def make_model(family: str, depth: int = 4, img_size: int = 64, seed: int = 0) -> torch.nn.Module:
+    name, kwargs = FAMILIES[family]
+    torch.manual_seed(seed)
+    model = timm.create_model(name, img_size=img_size, depth=depth, num_classes=10, **kwargs).eval()
+    with torch.no_grad():  # LayerScale starts near zero; randomise it so ignoring it would show.
+        for m in model.modules():
+            if hasattr(m, "gamma"):
+                m.gamma.uniform_(0.5, 1.5)
+            if isinstance(m, torch.nn.LayerNorm) and m.elementwise_affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request):
+    return request.param
+
+
+def images(batch: int = 3, size: int = 64, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, size, size, generator=g)
