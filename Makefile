@@ -33,4 +33,6 @@ lint: setup
 	$(BIN)/ruff check .
 
 bench: setup
-	$(BIN)/python benchmarks/foundation.py
+	$(BIN)/python benchmarks/speed.py --name foundation_cpu r0=tome:r=0 tome:r=13 evit:macs=2.7027G
+	$(BIN)/python benchmarks/speed.py --name ppt_cpu ppt:r=50,threshold=7e-5 tome:macs=2.941G
+	$(BIN)/python benchmarks/render.py

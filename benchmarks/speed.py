@@ -1,0 +1,90 @@
+"""Speed of token methods against the unpatched model, measured interleaved in one run.
+
+    .venv/bin/python benchmarks/speed.py --name ppt_cpu ppt:r=50 tome:r=13
+    .venv/bin/python benchmarks/speed.py --name foundation_cpu r0=tome:r=0 tome:r=13 evit:macs=2.7027G
+
+Each positional argument is ``[label=]method[:key=value,...]``. For every precision the script
+times batch ``--batch`` (throughput) and batch 1 (latency) for the unpatched model and each
+configuration, rotating the order every round and keeping the median. Random weights: speed and
+MACs only. On a GPU machine pass ``--device cuda --batch 256`` (the papers' setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import sys
+
+import timm
+import torch
+from common import machine, write_json
+
+import vitprune
+from vitprune.cli_args import literal
+from vitprune.measure import macs
+from vitprune.measure.bench import compare
+
+
+def parse_config(text: str) -> tuple[str, str, dict]:
+    label, _, spec = text.rpartition("=") if "=" in text.split(":")[0] else ("", "", text)
+    method, _, options = spec.partition(":")
+    config = {}
+    for pair in filter(None, options.split(",")):
+        key, _, value = pair.partition("=")
+        config[key] = literal(value)
+    return label or spec, method, config
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("configs", nargs="+", help="[label=]method[:key=value,...]")
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--model", default="deit_small_patch16_224")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--latency-runs", type=int, default=20)
+    ap.add_argument("--precisions", default="fp32,bf16")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    dense = timm.create_model(args.model).eval().to(args.device)
+    nets = {"unpatched": dense}
+    for label, method, config in map(parse_config, args.configs):
+        nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
+    x = torch.rand(1, 3, 224, 224, device=args.device)
+    gmacs = {name: macs(m, x).mean / 1e9 for name, m in nets.items()}
+    rows = []
+    for precision in args.precisions.split(","):
+        for batch, runs in ((args.batch, 2), (1, args.latency_runs)):
+            ips = compare(nets, batch, rounds=args.rounds, runs=runs, precision=precision)
+            for name, value in ips.items():
+                rows.append(
+                    {
+                        "model": name,
+                        "precision": precision,
+                        "batch_size": batch,
+                        "images_per_s": value,
+                        "ms_per_batch": 1000 * batch / value,
+                        "speedup_vs_unpatched": value / ips["unpatched"],
+                        "gmacs": gmacs[name],
+                        "macs_ratio": gmacs[name] / gmacs["unpatched"],
+                    }
+                )
+                print(
+                    {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True
+                )
+    command = shlex.join(["benchmarks/speed.py", *sys.argv[1:]])
+    payload = {
+        "benchmark": args.name,
+        "model": args.model,
+        "command": command,
+        "machine": machine(),
+        "rows": rows,
+    }
+    print(write_json(args.name, payload))
+
+
+if __name__ == "__main__":
+    main()

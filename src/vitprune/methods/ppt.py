@@ -1,0 +1,117 @@
+"""PPT: adaptive token Pruning & Pooling (Wu et al., arXiv 2310.01812; seed 003) — certain (authors' code).
+
+In blocks 3, 6, 9 (0-indexed; the same quarters of the depth in other models) each image removes
+exactly ``r`` patch tokens (capped at half), choosing its own way per block:
+- importance (from ATS): s_j = Σ_heads A[cls→j] · ‖v_j‖, normalised to sum 1 over the patches;
+- if the unbiased variance of s over the patches is below ``threshold`` the scores are flat, the
+  redundancy is duplication, and the image **pools**: ToMe's bipartite matching on keys with
+  size-weighted merging; otherwise it **prunes**: keeps the top patches by s, discarding the rest.
+Both branches remove the same count, so a batch stays rectangular whichever branch each image
+takes. Proportional attention is on (sizes exist after pooling). Threshold 0 always prunes; a huge
+threshold always pools. The paper's 7e-5 (6e-5 for fine-tuning) is tied to 197 tokens; ``macs=``
+solves ``r`` for any model and input size instead.
+
+Differences from the authors' code, deliberate: prefix tokens (distillation, registers) are
+protected, not only CLS; pruned tokens keep their spatial order (the authors' code re-orders them by
+score, which changes later bipartite splits); the CLS row is computed alone and attention stays
+fused; a batch whose images all take one branch computes only that branch.
+After each forward, ``method.branches[layer]`` holds True for the images that pooled and
+``method.variances[layer]`` the score variance each image was judged by (for choosing a threshold).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vitprune.methods.base import TokenMethod, check_exclusive, check_layer, check_unknown, register
+from vitprune.methods.evit import default_layers
+from vitprune.methods.target import closest, method_macs, parse_macs_target
+from vitprune.tokens.select import bipartite_merge, keep_topk
+from vitprune.tokens.state import TokenState
+from vitprune.vit import VitSpec
+
+DEFAULT_R = 50
+DEFAULT_THRESHOLD = 7e-5
+
+
+def importance(attn, num_prefix: int) -> torch.Tensor:
+    """ATS importance of the patches, ``[B, patches]``, summing to 1 per image."""
+    s = (attn.cls_attention().sum(1) * attn.value_norms())[:, num_prefix:]
+    return s / s.sum(1, keepdim=True)
+
+
+def select_rows(pick: torch.Tensor, a, b):
+    """Per image, ``a`` where ``pick`` else ``b``: for tensors or TokenStates of equal shapes."""
+    if isinstance(a, TokenState):
+        return TokenState(
+            num_prefix=a.num_prefix,
+            pos=select_rows(pick, a.pos, b.pos),
+            size=select_rows(pick, a.size, b.size),
+            source=None if a.source is None else select_rows(pick, a.source, b.source),
+        )
+    return torch.where(pick.view(-1, *[1] * (a.dim() - 1)), a, b)
+
+
+class PPT(TokenMethod):
+    name = "ppt"
+    summary = "PPT: per image, prune (peaked scores) or pool (flat scores) r tokens at 3 blocks"
+    prop_attn = True
+
+    def __init__(self, rs: dict[int, int], threshold: float):
+        self.rs = rs
+        self.threshold = threshold
+        self.branches: dict[int, torch.Tensor] = {}
+        self.variances: dict[int, torch.Tensor] = {}
+
+    def active(self, layer: int) -> bool:
+        return self.rs.get(layer, 0) > 0
+
+    def reduce(self, layer, x, state, attn):
+        p = state.num_prefix
+        r = min(self.rs[layer], state.num_patches // 2)
+        scores = importance(attn, p)
+        self.variances[layer] = scores.var(dim=1)
+        pool = self.branches[layer] = self.variances[layer] < self.threshold
+        sized = TokenState(p, state.pos, state.sizes(x), state.source)
+        if bool(pool.all()):
+            return bipartite_merge(x, sized, attn.keys().mean(1), r)
+        pruned = keep_topk(x, sized, scores, state.num_patches - r)
+        if not bool(pool.any()):
+            return pruned
+        pooled = bipartite_merge(x, sized, attn.keys().mean(1), r)
+        return select_rows(pool, pooled[0], pruned[0]), select_rows(pool, pooled[1], pruned[1])
+
+    def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
+        counts, n = [], spec.num_patches
+        for layer in range(spec.depth):
+            after = n - min(self.rs.get(layer, 0), n // 2)
+            counts.append((n + spec.num_prefix, after + spec.num_prefix))
+            n = after
+        return counts
+
+
+def _check_r(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"ppt: r={value!r} is invalid; allowed: an int >= 0")
+    return value
+
+
+@register(PPT.name, PPT.summary)
+def build(spec: VitSpec, **config) -> PPT:
+    check_unknown("ppt", config, ("r", "layers", "threshold", "macs"))
+    check_exclusive("ppt", config, "r", "macs")
+    if not spec.has_class_token:
+        raise ValueError("ppt scores tokens by CLS attention; this model has class_token=False")
+    layers = [check_layer(v, spec.depth) for v in config.get("layers", default_layers(spec.depth))]
+    threshold = config.get("threshold", DEFAULT_THRESHOLD)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+        raise ValueError(f"ppt: threshold={threshold!r} is invalid; allowed: a number >= 0")
+    if config.get("macs") is not None:
+        target = parse_macs_target(config["macs"], spec)
+        candidates = [PPT(dict.fromkeys(layers, r), threshold) for r in range(spec.num_patches // 2 + 1)]
+        return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
+    r = config.get("r", DEFAULT_R)
+    rs = dict(zip(layers, [_check_r(v) for v in r], strict=True)) if isinstance(r, list | tuple) else None
+    if rs is None:
+        rs = dict.fromkeys(layers, _check_r(r))
+    return PPT(rs, float(threshold))
