@@ -15,6 +15,7 @@ from vitprune.cli_args import (
     add_model_arguments,
     add_output_arguments,
     build_model,
+    method_config,
 )
 from vitprune.report import print_table
 
@@ -96,6 +97,13 @@ def cmd_eval(args) -> dict:
     }
 
 
+def cmd_train(args) -> dict:
+    from vitprune.train.cli import run_train
+
+    args.method_config = method_config(args)
+    return run_train(args)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="vitprune",
@@ -136,6 +144,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.set_defaults(run=cmd_eval)
+
+    from vitprune.train.cli import add_train_arguments
+
+    p = sub.add_parser(
+        "train", help="train or fine-tune, dense or with a method active (torchrun for many processes)"
+    )
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, help="timm model name")
+    g.add_argument("--pretrained", action="store_true", help="start from timm's pretrained weights")
+    g.add_argument("--checkpoint", help="start from these weights (.safetensors, or .pth with weights_only)")
+    add_method_arguments(p)
+    add_output_arguments(p)
+    p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    add_train_arguments(p)
+    p.set_defaults(run=cmd_train)
     return top
 
 
