@@ -28,7 +28,7 @@ COLUMNS = [
     "macs_ratio",
     "images_per_s",
     "ms_per_batch",
-    "speedup_vs_unpatched",
+    "speedup",
 ]
 
 

@@ -23,17 +23,18 @@ from common import machine, write_json
 import vitprune
 from vitprune.cli_args import literal
 from vitprune.measure import macs
-from vitprune.measure.bench import compare
+from vitprune.measure.bench import speed_table
 
 
 def parse_config(text: str) -> tuple[str, str, dict]:
-    label, _, spec = text.rpartition("=") if "=" in text.split(":")[0] else ("", "", text)
-    method, _, options = spec.partition(":")
+    """``"label=method:key=value,key=value"`` → (label, method, config); the label defaults to ``text``."""
+    head, _, options = text.partition(":")
+    label, _, method = head.rpartition("=")
     config = {}
     for pair in filter(None, options.split(",")):
         key, _, value = pair.partition("=")
         config[key] = literal(value)
-    return label or spec, method, config
+    return label or text, method, config
 
 
 def main() -> None:
@@ -55,26 +56,11 @@ def main() -> None:
         nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
     x = torch.rand(1, 3, 224, 224, device=args.device)
     gmacs = {name: macs(m, x).mean / 1e9 for name, m in nets.items()}
-    rows = []
-    for precision in args.precisions.split(","):
-        for batch, runs in ((args.batch, 2), (1, args.latency_runs)):
-            ips = compare(nets, batch, rounds=args.rounds, runs=runs, precision=precision)
-            for name, value in ips.items():
-                rows.append(
-                    {
-                        "model": name,
-                        "precision": precision,
-                        "batch_size": batch,
-                        "images_per_s": value,
-                        "ms_per_batch": 1000 * batch / value,
-                        "speedup_vs_unpatched": value / ips["unpatched"],
-                        "gmacs": gmacs[name],
-                        "macs_ratio": gmacs[name] / gmacs["unpatched"],
-                    }
-                )
-                print(
-                    {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True
-                )
+    batches = [(args.batch, 2), (1, args.latency_runs)]
+    rows = speed_table(nets, batches, args.precisions.split(","), args.rounds)
+    for row in rows:
+        row["gmacs"], row["macs_ratio"] = gmacs[row["model"]], gmacs[row["model"]] / gmacs["unpatched"]
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     command = shlex.join(["benchmarks/speed.py", *sys.argv[1:]])
     payload = {
         "benchmark": args.name,

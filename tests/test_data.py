@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-from vitprune.data import build_dataset, build_loader, data_config, model_transform
+from vitprune.data import TensorImageDataset, build_dataset, build_loader, data_config, model_transform
 from vitprune.data.fashion_mnist import DEFAULT_ROOT, FashionMNIST, has_split, resolve_root
 
 FMNIST_ROOT = resolve_root()
@@ -102,7 +102,7 @@ def test_build_dataset_fmnist_alias_feeds_model():
 @needs_fmnist
 def test_build_dataset_directory_of_idx_files_is_fashion_mnist():
     dataset = build_dataset(str(FMNIST_ROOT), "test", tiny_vit())
-    assert isinstance(dataset, FashionMNIST) and len(dataset) == 10_000
+    assert isinstance(dataset, TensorImageDataset) and len(dataset) == 10_000
 
 
 def test_build_dataset_missing_path_named(tmp_path):
@@ -130,3 +130,14 @@ def test_build_dataset_image_folder_uses_split_subdir(tmp_path):
 def test_build_dataset_image_folder_without_split_subdir(tmp_path):
     _write_image_folder(tmp_path)
     assert len(build_dataset(str(tmp_path), "val", tiny_vit())) == 2
+
+
+@needs_fmnist
+def test_batched_path_equals_per_image_transform():
+    model = tiny_vit()
+    fast = build_dataset("fmnist", "test", model)
+    transform = model_transform(model)
+    raw = FashionMNIST(split="test")
+    for i in (0, 17, 9999):
+        torch.testing.assert_close(fast[i][0], transform(raw.images[i]))
+        assert fast[i][1] == int(raw.labels[i])

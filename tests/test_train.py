@@ -14,16 +14,14 @@ import torch.nn.functional as F
 import vitprune
 from vitprune.checkpoint import CheckpointError
 from vitprune.data import model_transform
+from vitprune.data.batched import BatchLoader, TensorImageDataset, build_loader, crop_flip
 from vitprune.measure.evaluate import evaluate
 from vitprune.train import (
-    BatchLoader,
-    TensorImageDataset,
     TrainConfig,
     distill_loss,
     find_checkpoint,
     fit,
     load_trained,
-    make_loader,
     model_spec,
     train_sampler,
 )
@@ -31,7 +29,6 @@ from vitprune.train.cli import add_train_arguments, parse_kwargs, run_train
 from vitprune.train.losses import combined_loss
 from vitprune.train.schedule import lr_at
 from vitprune.train.serialize import decode, encode
-from vitprune.train.tensordata import crop_flip
 
 TINY = {"img_size": 28, "patch_size": 7, "depth": 2, "embed_dim": 32, "num_heads": 2, "in_chans": 1}
 
@@ -54,11 +51,11 @@ def synthetic(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_loader(model, n: int = 96, batch_size: int = 16, seed: int = 0) -> BatchLoader:
     dataset = TensorImageDataset(*synthetic(n), model)
-    return make_loader(dataset, batch_size, train_sampler(n, seed), augment=True, drop_last=True, seed=seed)
+    return build_loader(dataset, batch_size, train_sampler(n, seed), augment=True, drop_last=True, seed=seed)
 
 
 def eval_loader(model, n: int = 40) -> BatchLoader:
-    return make_loader(TensorImageDataset(*synthetic(n, seed=1), model), 16)
+    return build_loader(TensorImageDataset(*synthetic(n, seed=1), model), 16)
 
 
 class InterruptAt:
@@ -97,18 +94,37 @@ def max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
 )
 def test_resume_after_interrupt_equals_uninterrupted(tmp_path, method, extra):
     straight = tiny_vit(method=method, drop_path_rate=0.2)
-    fit(straight, train_loader(straight), out_dir=tmp_path / "a", eval_loader=eval_loader(straight),
-        **HYPER, **extra)
+    fit(
+        straight,
+        train_loader(straight),
+        out_dir=tmp_path / "a",
+        eval_loader=eval_loader(straight),
+        **HYPER,
+        **extra,
+    )
 
     interrupted = tiny_vit(method=method, drop_path_rate=0.2)
     with pytest.raises(KeyboardInterrupt):
-        fit(interrupted, InterruptAt(train_loader(interrupted), epoch=1, batch=3), out_dir=tmp_path / "b",
-            eval_loader=eval_loader(interrupted), **HYPER, **extra)
+        fit(
+            interrupted,
+            InterruptAt(train_loader(interrupted), epoch=1, batch=3),
+            out_dir=tmp_path / "b",
+            eval_loader=eval_loader(interrupted),
+            **HYPER,
+            **extra,
+        )
     assert find_checkpoint(tmp_path / "b").name == "epoch-0001"
 
     resumed = tiny_vit(seed=123, method=method, drop_path_rate=0.2)  # different init: all must come from disk
-    result = fit(resumed, train_loader(resumed), out_dir=tmp_path / "b", resume=tmp_path / "b",
-                 eval_loader=eval_loader(resumed), **HYPER, **extra)
+    result = fit(
+        resumed,
+        train_loader(resumed),
+        out_dir=tmp_path / "b",
+        resume=tmp_path / "b",
+        eval_loader=eval_loader(resumed),
+        **HYPER,
+        **extra,
+    )
     assert max_diff(straight, resumed) <= 1e-6
     assert result["epochs"] == 2 and result["global_step"] == 2 * 6
     history_a = json.loads((tmp_path / "a" / "last" / "state.json").read_text())["history"]
@@ -194,8 +210,14 @@ def test_load_trained_without_spec_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value", "allowed"),
-    [("epochs", 0, "int > 0"), ("lr", -1e-3, "> 0"), ("weight_decay", -0.1, ">= 0"),
-     ("precision", "fp16", "bf16"), ("distill", "medium", "soft"), ("distill_tau", 0.0, "> 0")],
+    [
+        ("epochs", 0, "int > 0"),
+        ("lr", -1e-3, "> 0"),
+        ("weight_decay", -0.1, ">= 0"),
+        ("precision", "fp16", "bf16"),
+        ("distill", "medium", "soft"),
+        ("distill_tau", 0.0, "> 0"),
+    ],
 )
 def test_invalid_config_is_rejected(field, value, allowed):
     with pytest.raises(ValueError, match=rf"{field}={value!r}.*allowed: .*{allowed}"):
@@ -219,11 +241,15 @@ def test_distill_losses_by_hand():
     assert distill_loss(student, teacher, "hard").item() == pytest.approx(hard, rel=1e-6)
 
     tau = 2.0
+
     def softmax(row):
         exps = [math.exp(v / tau) for v in row]
         return [e / sum(exps) for e in exps]
-    kl = [sum(p * math.log(p / q) for p, q in zip(softmax(t), softmax(s), strict=True))
-          for s, t in zip(student.tolist(), teacher.tolist(), strict=True)]
+
+    kl = [
+        sum(p * math.log(p / q) for p, q in zip(softmax(t), softmax(s), strict=True))
+        for s, t in zip(student.tolist(), teacher.tolist(), strict=True)
+    ]
     expected = sum(kl) / 2 * tau**2
     assert distill_loss(student, teacher, "soft", tau).item() == pytest.approx(expected, rel=1e-6)
     assert distill_loss(teacher, teacher, "soft", tau).item() == pytest.approx(0.0, abs=1e-7)
@@ -232,10 +258,12 @@ def test_distill_losses_by_hand():
 def test_combined_loss_routes_distillation_through_dist_head():
     cls_logits, dist_logits = torch.randn(4, 5), torch.randn(4, 5)
     labels, teacher = torch.tensor([0, 1, 2, 3]), torch.randn(4, 5)
-    got = combined_loss((cls_logits, dist_logits), labels, teacher, label_smoothing=0.1, distill="hard",
-                        weight=0.3, tau=1.0)
+    got = combined_loss(
+        (cls_logits, dist_logits), labels, teacher, label_smoothing=0.1, distill="hard", weight=0.3, tau=1.0
+    )
     expected = 0.7 * F.cross_entropy(cls_logits, labels, label_smoothing=0.1) + 0.3 * F.cross_entropy(
-        dist_logits, teacher.argmax(-1))
+        dist_logits, teacher.argmax(-1)
+    )
     torch.testing.assert_close(got, expected)
     plain = combined_loss(cls_logits, labels, None, label_smoothing=0.0, distill="none", weight=0.3, tau=1.0)
     torch.testing.assert_close(plain, F.cross_entropy(cls_logits, labels))
@@ -244,8 +272,15 @@ def test_combined_loss_routes_distillation_through_dist_head():
 def test_distilled_deit_trains_with_teacher(tmp_path):
     student = tiny_vit(name="deit_tiny_distilled_patch16_224")
     teacher = tiny_vit(seed=3).eval()
-    result = fit(student, train_loader(student), out_dir=tmp_path, teacher=teacher, distill="soft",
-                 distill_tau=2.0, **{**HYPER, "epochs": 1})
+    result = fit(
+        student,
+        train_loader(student),
+        out_dir=tmp_path,
+        teacher=teacher,
+        distill="soft",
+        distill_tau=2.0,
+        **{**HYPER, "epochs": 1},
+    )
     assert student.distilled_training and math.isfinite(result["history"][0]["train_loss"])
 
 
@@ -288,7 +323,10 @@ def test_literal_encoding_keeps_tuples():
     with pytest.raises(TypeError):
         encode({"bad": object()})
     assert parse_kwargs(["depth=2", "global_pool=avg", "img_size=(28, 28)"]) == {
-        "depth": 2, "global_pool": "avg", "img_size": (28, 28)}
+        "depth": 2,
+        "global_pool": "avg",
+        "img_size": (28, 28),
+    }
 
 
 def write_idx(path, array: torch.Tensor) -> None:
@@ -312,13 +350,28 @@ def test_cli_trains_and_rebuilds(tmp_path):
     parser.add_argument("--json", action="store_true")
     add_train_arguments(parser)
     kwargs = [f"--model-kwargs={k}={v}" for k, v in TINY.items()]
-    args = parser.parse_args(["--model", "vit_tiny_patch16_224", "--method", "tome", "--data", str(data),
-                              "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "run"), "--json",
-                              *kwargs])
+    args = parser.parse_args(
+        [
+            "--model",
+            "vit_tiny_patch16_224",
+            "--method",
+            "tome",
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--out",
+            str(tmp_path / "run"),
+            "--json",
+            *kwargs,
+        ]
+    )
     args.method_config = {"r": (1, 0.0)}
     summary = run_train(args)
     assert summary["epochs"] == 1 and summary["global_step"] == 4 and summary["metrics"]["n"] == 24
     model = load_trained(tmp_path / "run")
     assert model.vitprune.method.per_layer == [1, 1]
     test_set = TensorImageDataset(*synthetic(24, 1), model)
-    assert evaluate(model, make_loader(test_set, 5), progress=False) == summary["metrics"]
+    assert evaluate(model, build_loader(test_set, 5), progress=False) == summary["metrics"]

@@ -17,14 +17,13 @@ import torch
 from safetensors.torch import load_file
 
 from vitprune.checkpoint import save_state_dict
+from vitprune.data.batched import TensorImageDataset, build_loader
 from vitprune.measure.evaluate import evaluate
 from vitprune.train import (
     ShardSampler,
-    TensorImageDataset,
     distributed,
     fit,
     load_trained,
-    make_loader,
     model_spec,
     train_sampler,
 )
@@ -46,15 +45,28 @@ def worker(out: Path, resume: str | None, interrupt: bool) -> None:
     model = tiny_vit(method="tome", drop_path_rate=0.1)
     train_set = TensorImageDataset(*synthetic(96), model)
     test_set = TensorImageDataset(*synthetic(TEST_SIZE, seed=1), model)
-    loader = make_loader(train_set, 8, train_sampler(len(train_set), 0, rank, world), augment=True,
-                         drop_last=True, stream=rank)
-    eval_loader = make_loader(test_set, 5, ShardSampler(len(test_set), rank, world))
-    spec = model_spec("vit_tiny_patch16_224", {**TINY, "num_classes": 10, "drop_path_rate": 0.1},
-                      "tome", {"r": 2})
+    loader = build_loader(
+        train_set, 8, train_sampler(len(train_set), 0, rank, world), augment=True, drop_last=True, stream=rank
+    )
+    eval_loader = build_loader(test_set, 5, ShardSampler(len(test_set), rank, world))
+    spec = model_spec(
+        "vit_tiny_patch16_224", {**TINY, "num_classes": 10, "drop_path_rate": 0.1}, "tome", {"r": 2}
+    )
     try:
-        result = fit(model, InterruptAt(loader, epoch=1, batch=2) if interrupt else loader,
-                     out_dir=out / "run", epochs=2, lr=2e-3, eval_loader=eval_loader, model_spec=spec,
-                     device=device, resume=resume, progress=False, mixup=0.2, seed=0)
+        result = fit(
+            model,
+            InterruptAt(loader, epoch=1, batch=2) if interrupt else loader,
+            out_dir=out / "run",
+            epochs=2,
+            lr=2e-3,
+            eval_loader=eval_loader,
+            model_spec=spec,
+            device=device,
+            resume=resume,
+            progress=False,
+            mixup=0.2,
+            seed=0,
+        )
     except KeyboardInterrupt:
         distributed.cleanup()
         return
@@ -72,8 +84,21 @@ def free_port() -> int:
 
 
 def torchrun(out: Path, resume: Path | None = None, interrupt: bool = False) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), __file__, str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        __file__,
+        str(out),
+    ]
     if resume is not None:
         cmd += ["--resume", str(resume)]
     if interrupt:
@@ -99,7 +124,7 @@ def test_ddp_ranks_agree_and_resume_is_exact(tmp_path):
     model = load_trained(straight / "run")
     assert all(torch.equal(v, ranks[0][k]) for k, v in model.state_dict().items())
     test_set = TensorImageDataset(*synthetic(TEST_SIZE, seed=1), model)
-    single = evaluate(model, make_loader(test_set, 16), progress=False)
+    single = evaluate(model, build_loader(test_set, 16), progress=False)
     assert single["n"] == TEST_SIZE
     for rank in range(2):
         record = json.loads((straight / f"rank{rank}.json").read_text())

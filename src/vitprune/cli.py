@@ -48,28 +48,15 @@ def cmd_macs(args) -> dict:
 
 def cmd_bench(args) -> dict:
     from vitprune.measure import macs
-    from vitprune.measure.bench import compare
+    from vitprune.measure.bench import speed_table
 
     model = build_model(args)
     models = {"dense": vitprune.remove(copy.deepcopy(model))}
     if args.method:
         models[args.method] = model
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    rows = []
-    for precision in args.precisions.split(","):
-        for bs in [int(b) for b in args.batch_sizes.split(",")]:
-            ips = compare(models, bs, rounds=args.rounds, runs=args.runs, precision=precision)
-            for name, value in ips.items():
-                rows.append(
-                    {
-                        "model": name,
-                        "precision": precision,
-                        "batch_size": bs,
-                        "images_per_s": value,
-                        "ms_per_batch": 1000 * bs / value,
-                        "speedup": value / ips["dense"],
-                    }
-                )
+    batches = [(int(b), args.runs) for b in args.batch_sizes.split(",")]
+    rows = speed_table(models, batches, args.precisions.split(","), args.rounds)
     gmacs = {name: macs(m, _input(m, 1)).mean / 1e9 for name, m in models.items()}
     for row in rows:
         row["gmacs"] = gmacs[row["model"]]

@@ -31,28 +31,31 @@ def data_config(model: nn.Module) -> dict:
     return cfg
 
 
-def model_transform(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Build a callable mapping a uint8 ``[C, H, W]`` image to ``model``'s float input.
-
-    Steps: scale to [0, 1], resize to the model's input size (bilinear, antialiased),
-    repeat a single channel to three when the model takes RGB, then normalise with
-    the config's mean/std. A one-channel model uses the first channel's statistics.
-    """
-    cfg = data_config(model)
+def to_model_input(images: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """uint8 ``[B, C, H, W]`` images → the normalised float input described by ``cfg`` (see
+    :func:`data_config`): scale to [0, 1], resize (bilinear, antialiased) only when the size differs,
+    repeat one channel to three when the model takes RGB, normalise with the config's mean/std (a
+    one-channel model uses the first channel's statistics)."""
     channels, height, width = cfg["input_size"]
-    mean = torch.tensor(cfg["mean"][:channels], dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(cfg["std"][:channels], dtype=torch.float32).view(-1, 1, 1)
+    x = images.to(torch.float32) / 255.0
+    if tuple(x.shape[-2:]) != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True)
+    if x.shape[1] == 1 and channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[1] != channels:
+        raise ValueError(f"images have {x.shape[1]} channels, model expects {channels}")
+    mean = torch.tensor(cfg["mean"][:channels], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(cfg["std"][:channels], dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def model_transform(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A per-image ``[C, H, W]`` uint8 → float transform for ``model`` (:func:`to_model_input`)."""
+    cfg = data_config(model)
 
     def transform(image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 3:
             raise ValueError(f"expected a [C, H, W] image, got shape {tuple(image.shape)}")
-        x = image.to(torch.float32) / 255.0
-        if x.shape[-2:] != (height, width):
-            x = F.interpolate(x[None], size=(height, width), mode="bilinear", antialias=True)[0]
-        if x.shape[0] == 1 and channels == 3:
-            x = x.expand(3, -1, -1)
-        if x.shape[0] != channels:
-            raise ValueError(f"image has {x.shape[0]} channels, model expects {channels}")
-        return (x - mean) / std
+        return to_model_input(image[None], cfg)[0]
 
     return transform

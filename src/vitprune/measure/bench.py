@@ -128,18 +128,20 @@ def bench(
         for precision in precisions:
             times = batch_times(model, batch_size, size, runs, warmup, precision)
             lat = _latency_ms(times)
-            records.append({
-                "batch_size": batch_size,
-                "precision": precision,
-                "images_per_s": batch_size * len(times) / sum(times),
-                "latency_ms_median": lat["median_ms"],
-                "latency_ms_p90": lat["p90_ms"],
-                "runs": runs,
-                "warmup": warmup,
-                "threads": torch.get_num_threads(),
-                "device": str(device),
-                "input_size": list(size),
-            })
+            records.append(
+                {
+                    "batch_size": batch_size,
+                    "precision": precision,
+                    "images_per_s": batch_size * len(times) / sum(times),
+                    "latency_ms_median": lat["median_ms"],
+                    "latency_ms_p90": lat["p90_ms"],
+                    "runs": runs,
+                    "warmup": warmup,
+                    "threads": torch.get_num_threads(),
+                    "device": str(device),
+                    "input_size": list(size),
+                }
+            )
     return records
 
 
@@ -171,3 +173,34 @@ def compare(
             times = batch_times(models[name], batch_size, input_size, runs, warmup=0, precision=precision)
             samples[name].append(batch_size * len(times) / sum(times))
     return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def speed_table(
+    models: dict[str, nn.Module],
+    batches: Iterable[tuple[int, int]],
+    precisions: Iterable[str] = PRECISIONS,
+    rounds: int = 5,
+    reference: str | None = None,
+) -> list[dict]:
+    """Rows of :func:`compare` over ``(batch size, timed runs per round)`` pairs and precisions.
+
+    Each row: ``model, precision, batch_size, images_per_s, ms_per_batch, speedup`` where the
+    speedup is against ``reference`` (default: the first model) measured in the same rounds.
+    """
+    reference = reference or next(iter(models))
+    rows = []
+    for precision in precisions:
+        for batch, runs in batches:
+            ips = compare(models, batch, rounds=rounds, runs=runs, precision=precision)
+            rows += [
+                {
+                    "model": name,
+                    "precision": precision,
+                    "batch_size": batch,
+                    "images_per_s": value,
+                    "ms_per_batch": 1000 * batch / value,
+                    "speedup": value / ips[reference],
+                }
+                for name, value in ips.items()
+            ]
+    return rows

@@ -56,15 +56,23 @@ def check_layer(value: int, depth: int, what: str = "layer") -> int:
     return value
 
 
-def check_unknown(method: str, config: dict, allowed: tuple[str, ...]) -> None:
+def check_options(method: str, config: dict, allowed: tuple[str, ...], knob: str) -> None:
+    """Only ``allowed`` options, and not both the method's ``knob`` and a ``macs=`` target."""
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ValueError(f"{method}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-
-
-def check_exclusive(method: str, config: dict, knob: str, other: str = "macs") -> None:
-    if config.get(knob) is not None and config.get(other) is not None:
+    if config.get(knob) is not None and config.get("macs") is not None:
         raise ValueError(
-            f"{method}: give {knob}= or {other}=, not both ({knob}={config[knob]!r}, "
-            f"{other}={config[other]!r})"
+            f"{method}: give {knob}= or macs=, not both ({knob}={config[knob]!r}, macs={config['macs']!r})"
         )
+
+
+def check_count(method: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{method}: {name}={value!r} is invalid; allowed: an int >= 0")
+    return value
+
+
+def require_class_token(method: str, spec: VitSpec) -> None:
+    if not spec.has_class_token:
+        raise ValueError(f"{method} scores tokens by CLS attention; this model has class_token=False")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vitprune.methods.base import TokenMethod, check_exclusive, check_layer, check_unknown, register
+from vitprune.methods.base import TokenMethod, check_layer, check_options, register, require_class_token
 from vitprune.methods.target import bisect, method_macs, parse_macs_target
 from vitprune.tokens.select import keep_topk
 from vitprune.tokens.state import keep_count
@@ -68,10 +68,8 @@ def _rates(keep: float | Sequence[float], layers: Sequence[int], depth: int) -> 
 
 @register(EViT.name, EViT.summary)
 def build(spec: VitSpec, **config) -> EViT:
-    check_unknown("evit", config, ("keep", "layers", "fuse", "macs"))
-    check_exclusive("evit", config, "keep", "macs")
-    if not spec.has_class_token:
-        raise ValueError("evit scores tokens by CLS attention; this model has class_token=False")
+    check_options("evit", config, ("keep", "layers", "fuse", "macs"), knob="keep")
+    require_class_token("evit", spec)
     layers = tuple(config.get("layers", default_layers(spec.depth)))
     fuse = bool(config.get("fuse", True))
     if config.get("macs") is not None:

@@ -23,7 +23,14 @@ from __future__ import annotations
 
 import torch
 
-from vitprune.methods.base import TokenMethod, check_exclusive, check_layer, check_unknown, register
+from vitprune.methods.base import (
+    TokenMethod,
+    check_count,
+    check_layer,
+    check_options,
+    register,
+    require_class_token,
+)
 from vitprune.methods.evit import default_layers
 from vitprune.methods.target import closest, method_macs, parse_macs_target
 from vitprune.tokens.select import bipartite_merge, keep_topk
@@ -90,18 +97,10 @@ class PPT(TokenMethod):
         return counts
 
 
-def _check_r(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"ppt: r={value!r} is invalid; allowed: an int >= 0")
-    return value
-
-
 @register(PPT.name, PPT.summary)
 def build(spec: VitSpec, **config) -> PPT:
-    check_unknown("ppt", config, ("r", "layers", "threshold", "macs"))
-    check_exclusive("ppt", config, "r", "macs")
-    if not spec.has_class_token:
-        raise ValueError("ppt scores tokens by CLS attention; this model has class_token=False")
+    check_options("ppt", config, ("r", "layers", "threshold", "macs"), knob="r")
+    require_class_token("ppt", spec)
     layers = [check_layer(v, spec.depth) for v in config.get("layers", default_layers(spec.depth))]
     threshold = config.get("threshold", DEFAULT_THRESHOLD)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
@@ -111,7 +110,8 @@ def build(spec: VitSpec, **config) -> PPT:
         candidates = [PPT(dict.fromkeys(layers, r), threshold) for r in range(spec.num_patches // 2 + 1)]
         return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
     r = config.get("r", DEFAULT_R)
-    rs = dict(zip(layers, [_check_r(v) for v in r], strict=True)) if isinstance(r, list | tuple) else None
-    if rs is None:
-        rs = dict.fromkeys(layers, _check_r(r))
+    per_layer = list(r) if isinstance(r, list | tuple) else [r] * len(layers)
+    if len(per_layer) != len(layers):
+        raise ValueError(f"ppt: {len(per_layer)} values of r for {len(layers)} layers {layers}")
+    rs = {layer: check_count("ppt", "r", v) for layer, v in zip(layers, per_layer, strict=True)}
     return PPT(rs, float(threshold))

@@ -12,22 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vitprune.methods.base import TokenMethod, check_exclusive, check_unknown, register
+from vitprune.methods.base import TokenMethod, check_count, check_options, register
 from vitprune.methods.target import closest, method_macs, parse_macs_target
 from vitprune.tokens.select import bipartite_merge
 from vitprune.vit import VitSpec
 
 
-def _check_r(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"tome: r={value!r} is invalid; allowed: an int >= 0")
-    return value
-
-
 def parse_r(r: int | Sequence[int] | tuple[int, float], depth: int) -> list[int]:
     """Tokens to merge in each of ``depth`` blocks, before the per-block cap."""
     if isinstance(r, tuple) and len(r) == 2 and isinstance(r[1], float):
-        base, inflect = _check_r(r[0]), r[1]
+        base, inflect = check_count("tome", "r", r[0]), r[1]
         if not -1.0 <= inflect <= 1.0:
             raise ValueError(f"tome: inflection {inflect!r} is invalid; allowed: -1.0..1.0")
         first = int(base * (1.0 - inflect))
@@ -37,8 +31,8 @@ def parse_r(r: int | Sequence[int] | tuple[int, float], depth: int) -> list[int]
     if isinstance(r, list | tuple):
         if len(r) > depth:
             raise ValueError(f"tome: r has {len(r)} entries but the model has {depth} blocks")
-        return [_check_r(v) for v in r] + [0] * (depth - len(r))
-    return [_check_r(r)] * depth
+        return [check_count("tome", "r", v) for v in r] + [0] * (depth - len(r))
+    return [check_count("tome", "r", r)] * depth
 
 
 def spread(total: int, depth: int) -> list[int]:
@@ -73,8 +67,7 @@ class ToMe(TokenMethod):
 
 @register(ToMe.name, ToMe.summary)
 def build(spec: VitSpec, **config) -> ToMe:
-    check_unknown("tome", config, ("r", "prop_attn", "macs"))
-    check_exclusive("tome", config, "r", "macs")
+    check_options("tome", config, ("r", "prop_attn", "macs"), knob="r")
     prop_attn = bool(config.get("prop_attn", True))
     if config.get("macs") is not None:
         target = parse_macs_target(config["macs"], spec)

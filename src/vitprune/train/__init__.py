@@ -1,8 +1,8 @@
 """Training and fine-tuning of (token-reduced) timm ViTs with crash-safe, exactly resumable checkpoints.
 
-    model = vitprune.apply(timm.create_model(...), "tome", r=4)
-    vitprune.train.fit(model, loader, TrainConfig(epochs=10, lr=1e-3), out_dir="runs/a")
-    model = vitprune.train.load_trained("runs/a")
+model = vitprune.apply(timm.create_model(...), "tome", r=4)
+vitprune.train.fit(model, loader, TrainConfig(epochs=10, lr=1e-3), out_dir="runs/a")
+model = vitprune.train.load_trained("runs/a")
 """
 
 from vitprune.train.checkpoint import find as find_checkpoint
@@ -11,19 +11,14 @@ from vitprune.train.loop import fit
 from vitprune.train.losses import distill_loss
 from vitprune.train.rebuild import load_trained, model_spec
 from vitprune.train.sampling import ShardSampler, train_sampler
-from vitprune.train.tensordata import BatchLoader, TensorImageDataset, fashion_mnist, make_loader
 
 __all__ = [
-    "BatchLoader",
     "ShardSampler",
-    "TensorImageDataset",
     "TrainConfig",
     "distill_loss",
-    "fashion_mnist",
     "find_checkpoint",
     "fit",
     "load_trained",
-    "make_loader",
     "model_spec",
     "train_sampler",
 ]

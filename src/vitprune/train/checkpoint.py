@@ -77,8 +77,7 @@ def save(
     for name, data in blobs.items():
         atomic.write_bytes(path / name, data)
     files = {
-        name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        for name, data in blobs.items()
+        name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in blobs.items()
     }
     atomic.write_bytes(path / MARKER, atomic.json_bytes({"format": FORMAT, "epoch": epoch, "files": files}))
     atomic.point_link(out / "last", path.name)

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from torch import nn
-from torch.utils.data import Dataset
 
 from vitprune.api import apply
-from vitprune.data import build_dataset
+from vitprune.data import FASHION_MNIST_NAMES, build_dataset
+from vitprune.data.batched import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split
 from vitprune.models import load_model
 from vitprune.train import distributed
@@ -24,9 +24,7 @@ from vitprune.train.config import DISTILL_KINDS, PRECISIONS, TrainConfig
 from vitprune.train.loop import fit
 from vitprune.train.rebuild import load_trained, model_spec
 from vitprune.train.sampling import ShardSampler, train_sampler
-from vitprune.train.tensordata import TensorImageDataset, fashion_mnist, make_loader
 
-FASHION_MNIST_NAMES = ("fashion-mnist", "fmnist")
 FASHION_MNIST_CLASSES = 10
 
 
@@ -46,11 +44,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cutmix", type=float, default=0.0, help="cutmix Beta alpha (0: off)")
     add("--clip-grad", type=float, default=None, metavar="NORM")
     add("--precision", choices=PRECISIONS, default="fp32")
-    add("--teacher", metavar="NAME_OR_PATH",
-        help="teacher for distillation: a vitprune train output directory, or a timm/zoo model name")
+    add(
+        "--teacher",
+        metavar="NAME_OR_PATH",
+        help="teacher for distillation: a vitprune train output directory, or a timm/zoo model name",
+    )
     add("--teacher-checkpoint", metavar="PATH", help="weights for a --teacher given by name")
-    add("--teacher-kwargs", action="append", default=[], metavar="KEY=VALUE",
-        help="timm.create_model argument for a --teacher given by name (repeatable)")
+    add(
+        "--teacher-kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="timm.create_model argument for a --teacher given by name (repeatable)",
+    )
     add("--distill", choices=DISTILL_KINDS, default="none")
     add("--distill-weight", type=float, default=0.5)
     add("--distill-tau", type=float, default=1.0)
@@ -58,9 +64,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--workers", type=int, default=0, help="data loader workers (folder datasets only)")
     add("--eval-every", type=int, default=1, metavar="EPOCHS")
     add("--num-classes", type=int, default=None, help=f"default: {FASHION_MNIST_CLASSES} for Fashion-MNIST")
-    add("--model-kwargs", action="append", default=[], metavar="KEY=VALUE",
+    add(
+        "--model-kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="timm.create_model argument, value read as a Python literal (repeatable), "
-             "e.g. img_size=28 patch_size=4 in_chans=1")
+        "e.g. img_size=28 patch_size=4 in_chans=1",
+    )
 
 
 def parse_kwargs(pairs: list[str]) -> dict:
@@ -93,33 +104,67 @@ def run_train(args: argparse.Namespace) -> dict:
         num_classes = model_kwargs.pop("num_classes", args.num_classes)
         if num_classes is None and _is_fashion_mnist(args.data):
             num_classes = FASHION_MNIST_CLASSES
-        model = load_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
-                           num_classes=num_classes, **model_kwargs)
+        model = load_model(
+            args.model,
+            pretrained=args.pretrained,
+            checkpoint=args.checkpoint,
+            num_classes=num_classes,
+            **model_kwargs,
+        )
         method_config = getattr(args, "method_config", None) or {}
         if args.method:
             apply(model, args.method, **method_config)
-        spec = model_spec(args.model, {**model_kwargs, "num_classes": model.num_classes},
-                          args.method, method_config)
+        spec = model_spec(
+            args.model, {**model_kwargs, "num_classes": model.num_classes}, args.method, method_config
+        )
         config = TrainConfig(
-            epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-            min_lr=args.min_lr, label_smoothing=args.label_smoothing, mixup=args.mixup, cutmix=args.cutmix,
-            clip_grad=args.clip_grad, precision=args.precision, distill=args.distill,
-            distill_weight=args.distill_weight, distill_tau=args.distill_tau, eval_every=args.eval_every,
+            epochs=args.epochs,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_epochs=args.warmup_epochs,
+            min_lr=args.min_lr,
+            label_smoothing=args.label_smoothing,
+            mixup=args.mixup,
+            cutmix=args.cutmix,
+            clip_grad=args.clip_grad,
+            precision=args.precision,
+            distill=args.distill,
+            distill_weight=args.distill_weight,
+            distill_tau=args.distill_tau,
+            eval_every=args.eval_every,
             seed=args.seed,
         )
         teacher = _teacher(args, model.num_classes) if config.distill != "none" else None
-        train_set, test_set = _dataset(args.data, "train", model), _dataset(args.data, "test", model)
+        train_set, test_set = (
+            build_dataset(args.data, "train", model),
+            build_dataset(args.data, "test", model),
+        )
         rank, world = distributed.rank(), distributed.world_size()
-        train_loader = make_loader(
-            train_set, args.batch_size, train_sampler(len(train_set), args.seed, rank, world),
-            augment=isinstance(train_set, TensorImageDataset), drop_last=True, seed=args.seed, stream=rank,
+        train_loader = build_loader(
+            train_set,
+            args.batch_size,
+            train_sampler(len(train_set), args.seed, rank, world),
+            augment=isinstance(train_set, TensorImageDataset),
+            drop_last=True,
+            seed=args.seed,
+            stream=rank,
             workers=args.workers,
         )
-        eval_loader = make_loader(test_set, args.batch_size, ShardSampler(len(test_set), rank, world),
-                                  workers=args.workers)
-        result = fit(model, train_loader, config, out_dir=args.out, eval_loader=eval_loader, teacher=teacher,
-                     resume=args.resume, model_spec=spec, device=device,
-                     progress=not getattr(args, "json", False))
+        eval_loader = build_loader(
+            test_set, args.batch_size, ShardSampler(len(test_set), rank, world), workers=args.workers
+        )
+        result = fit(
+            model,
+            train_loader,
+            config,
+            out_dir=args.out,
+            eval_loader=eval_loader,
+            teacher=teacher,
+            resume=args.resume,
+            model_spec=spec,
+            device=device,
+            progress=not getattr(args, "json", False),
+        )
         return {
             "out": str(Path(args.out)),
             "checkpoint": result["checkpoint"],
@@ -140,15 +185,6 @@ def _is_fashion_mnist(data: str) -> bool:
     return data.lower() in FASHION_MNIST_NAMES or has_split(data, "train")
 
 
-def _dataset(data: str, split: str, model: nn.Module) -> Dataset:
-    """Fashion-MNIST through the fast batched path; any other dataset through :func:`build_dataset`."""
-    if data.lower() in FASHION_MNIST_NAMES:
-        return fashion_mnist(split, model)
-    if has_split(data, split):
-        return fashion_mnist(split, model, root=data)
-    return build_dataset(data, split, model)
-
-
 def _teacher(args: argparse.Namespace, num_classes: int) -> nn.Module:
     """The distillation teacher: a ``vitprune train`` output directory, or a model name.
 
@@ -159,6 +195,10 @@ def _teacher(args: argparse.Namespace, num_classes: int) -> nn.Module:
         raise ValueError(f"--distill {args.distill} needs --teacher NAME_OR_PATH")
     if Path(args.teacher).is_dir():
         return load_trained(args.teacher)
-    return load_model(args.teacher, pretrained=args.teacher_checkpoint is None,
-                      checkpoint=args.teacher_checkpoint, num_classes=num_classes,
-                      **parse_kwargs(args.teacher_kwargs))
+    return load_model(
+        args.teacher,
+        pretrained=args.teacher_checkpoint is None,
+        checkpoint=args.teacher_checkpoint,
+        num_classes=num_classes,
+        **parse_kwargs(args.teacher_kwargs),
+    )

@@ -13,10 +13,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from vitprune.data.batched import BatchLoader, build_loader
 from vitprune.measure.bench import model_device
 from vitprune.measure.evaluate import evaluate
 from vitprune.train.sampling import ShardSampler
-from vitprune.train.tensordata import BatchLoader, make_loader
 
 
 def launched() -> bool:
@@ -133,5 +133,5 @@ def evaluate_distributed(
     Returns ``{"top1", "top5", "n"}`` identical to single-process evaluation. Every rank must call it.
     """
     sampler = ShardSampler(len(dataset), rank(), world_size())
-    loader = make_loader(dataset, batch_size, sampler, workers=workers)
+    loader = build_loader(dataset, batch_size, sampler, workers=workers)
     return evaluate_sharded(model, loader, device, precision, progress)

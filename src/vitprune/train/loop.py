@@ -89,10 +89,26 @@ def fit(
         for epoch in range(run["epoch"], config.epochs):
             _set_epoch(train_loader, epoch)
             start = time.perf_counter()
-            loss = _train_epoch(net, model, teacher, optimizer, mixup, train_loader, config, run, device,
-                                progress=progress and distributed.is_main(), desc=f"epoch {epoch + 1}")
-            record = {"epoch": epoch + 1, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"],
-                      "global_step": run["global_step"], "train_s": time.perf_counter() - start}
+            loss = _train_epoch(
+                net,
+                model,
+                teacher,
+                optimizer,
+                mixup,
+                train_loader,
+                config,
+                run,
+                device,
+                progress=progress and distributed.is_main(),
+                desc=f"epoch {epoch + 1}",
+            )
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "global_step": run["global_step"],
+                "train_s": time.perf_counter() - start,
+            }
             last_epoch = epoch + 1 == config.epochs
             if eval_loader is not None and ((epoch + 1) % config.eval_every == 0 or last_epoch):
                 record["eval"] = distributed.evaluate_sharded(model, eval_loader, device, config.precision)
@@ -109,8 +125,14 @@ def fit(
         say(f"interrupted; last complete checkpoint: {run['checkpoint'] or 'none'}")
         raise
     metrics = next((r["eval"] for r in reversed(run["history"]) if "eval" in r), None)
-    return {"epochs": run["epoch"], "global_step": run["global_step"], "history": run["history"],
-            "metrics": metrics, "checkpoint": run["checkpoint"], "best": run["best"]}
+    return {
+        "epochs": run["epoch"],
+        "global_step": run["global_step"],
+        "history": run["history"],
+        "metrics": metrics,
+        "checkpoint": run["checkpoint"],
+        "best": run["best"],
+    }
 
 
 def _silent(*_args) -> None:
@@ -128,8 +150,12 @@ def _mixup(config: TrainConfig, model: nn.Module) -> Mixup | None:
     """timm's batch mixer producing smoothed soft targets, when mixup or cutmix is on."""
     if not config.mixes:
         return None
-    return Mixup(mixup_alpha=config.mixup, cutmix_alpha=config.cutmix,
-                 label_smoothing=config.label_smoothing, num_classes=model.num_classes)
+    return Mixup(
+        mixup_alpha=config.mixup,
+        cutmix_alpha=config.cutmix,
+        label_smoothing=config.label_smoothing,
+        num_classes=model.num_classes,
+    )
 
 
 def _set_epoch(loader: Iterable, epoch: int) -> None:
@@ -159,8 +185,15 @@ def _train_epoch(net, model, teacher, optimizer, mixup, loader, config, run, dev
             if config.distill != "none":
                 with torch.no_grad():
                     teacher_logits = teacher(images)
-            loss = combined_loss(outputs, targets, teacher_logits, label_smoothing=config.label_smoothing,
-                                 distill=config.distill, weight=config.distill_weight, tau=config.distill_tau)
+            loss = combined_loss(
+                outputs,
+                targets,
+                teacher_logits,
+                label_smoothing=config.label_smoothing,
+                distill=config.distill,
+                weight=config.distill_weight,
+                tau=config.distill_tau,
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.clip_grad is not None:
@@ -180,12 +213,19 @@ def _save(out_dir, model, optimizer, config, spec, run, device, improved) -> Non
         rng_tensors = {f"rank{r}.{k}": v for r, (tensors, _) in enumerate(states) for k, v in tensors.items()}
         opt_tensors, opt_values = optimizer_parts(optimizer.state_dict())
         state = {
-            "epoch": run["epoch"], "global_step": run["global_step"], "world_size": len(states),
-            "config": config.to_dict(), "model": spec, "history": run["history"],
-            "best_top1": run["best_top1"], "optimizer": opt_values, "rng": [values for _, values in states],
+            "epoch": run["epoch"],
+            "global_step": run["global_step"],
+            "world_size": len(states),
+            "config": config.to_dict(),
+            "model": spec,
+            "history": run["history"],
+            "best_top1": run["best_top1"],
+            "optimizer": opt_values,
+            "rng": [values for _, values in states],
         }
-        path = checkpoint.save(out_dir, run["epoch"], model.state_dict(), opt_tensors, rng_tensors, state,
-                               best=improved)
+        path = checkpoint.save(
+            out_dir, run["epoch"], model.state_dict(), opt_tensors, rng_tensors, state, best=improved
+        )
         run["checkpoint"] = str(path)
         if improved:
             run["best"] = str(path)
@@ -206,8 +246,10 @@ def _resume(source, model, optimizer, config, run, device, say) -> None:
         tensors = {k.removeprefix(prefix): v for k, v in ck.rng.items() if k.startswith(prefix)}
         rng.restore(tensors, saved[rank], device)
     else:
-        say(f"checkpoint was written by {len(saved)} processes, now {distributed.world_size()}: "
-            "generators are re-seeded, so the result will not be bit-identical to an uninterrupted run")
+        say(
+            f"checkpoint was written by {len(saved)} processes, now {distributed.world_size()}: "
+            "generators are re-seeded, so the result will not be bit-identical to an uninterrupted run"
+        )
         rng.seed_all(int(np.random.SeedSequence([config.seed, run["epoch"], rank]).generate_state(1)[0]))
     say(f"resumed from {ck.path} at epoch {run['epoch']} (step {run['global_step']})")
 
@@ -218,4 +260,3 @@ def _describe(record: dict, epochs: int) -> str:
     if "eval" in record:
         text += f", top1 {record['eval']['top1']:.2f}%, top5 {record['eval']['top5']:.2f}%"
     return text + f" ({record['train_s']:.1f}s)"
-

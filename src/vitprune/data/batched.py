@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vitprune.data import FashionMNIST
-from vitprune.data.transforms import data_config
+from vitprune.data.fashion_mnist import FashionMNIST
+from vitprune.data.transforms import data_config, to_model_input
 
 CROP_PADDING = 2
 
@@ -38,11 +38,7 @@ class TensorImageDataset(Dataset):
                 f"and {len(labels)} labels"
             )
         self.images, self.labels = images, labels.long()
-        cfg = data_config(model)
-        self.channels, height, width = cfg["input_size"]
-        self.size = (height, width)
-        self.mean = torch.tensor(cfg["mean"][: self.channels], dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(cfg["std"][: self.channels], dtype=torch.float32).view(1, -1, 1, 1)
+        self.cfg = data_config(model)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -52,14 +48,7 @@ class TensorImageDataset(Dataset):
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, C, H, W]`` → normalised float model input."""
-        x = images.to(torch.float32) / 255.0
-        if tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True)
-        if x.shape[1] == 1 and self.channels == 3:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[1] != self.channels:
-            raise ValueError(f"images have {x.shape[1]} channels, model expects {self.channels}")
-        return (x - self.mean) / self.std
+        return to_model_input(images, self.cfg)
 
 
 def fashion_mnist(split: str, model: nn.Module, root: str | os.PathLike | None = None) -> TensorImageDataset:
@@ -127,7 +116,7 @@ class BatchLoader:
             yield self.dataset.prepare(images), self.dataset.labels[batch]
 
 
-def make_loader(
+def build_loader(
     dataset: Dataset,
     batch_size: int,
     sampler: Sampler[int] | None = None,
@@ -145,8 +134,14 @@ def make_loader(
     if isinstance(dataset, TensorImageDataset):
         return BatchLoader(dataset, batch_size, sampler, augment, drop_last, seed, stream)
     if augment:
-        raise ValueError("batch augmentation needs a TensorImageDataset (e.g. vitprune.train.fashion_mnist)")
+        raise ValueError(
+            "batch augmentation needs a TensorImageDataset (e.g. vitprune.data.batched.fashion_mnist)"
+        )
     return DataLoader(
-        dataset, batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
+        dataset,
+        batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=drop_last,
         persistent_workers=workers > 0,
     )
