@@ -63,7 +63,7 @@ def test_eval_on_fashion_mnist_subset(capsys):
     [
         (["macs", *TINY, "--method", "tome", "-p", "r=-1"], "r=-1"),
         (["macs", *TINY, "--method", "evit", "-p", "keep=2"], "keep=2"),
-        (["macs", "--model", "resnet18"], "supported"),
+        (["macs", "--model", "resnet18", "--method", "tome"], "supported"),
         (["macs", "--model", "no_such_model"], "no_such_model"),
         (["eval", *TINY, "--data", "/no/such/dir"], "/no/such/dir"),
         (["macs", *TINY, "--checkpoint", "/no/such.safetensors"], "/no/such.safetensors"),

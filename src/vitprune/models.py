@@ -1,7 +1,7 @@
 """Build timm models, optionally with weights from a local checkpoint.
 
 Name resolution happens in one place, :func:`load_model`: a name found in
-:data:`ZOO` (vitprune's own fine-tuned weights) is resolved first; anything else is
+:mod:`vitprune.zoo` (models vitprune trained and ships) is resolved first; anything else is
 handed to ``timm.create_model``.
 """
 
@@ -14,11 +14,8 @@ import torch
 from timm.models import parse_model_name
 from torch import nn
 
+from vitprune import zoo
 from vitprune.checkpoint import CheckpointError, load_state_dict
-
-# Zoo name -> {"model": timm architecture, "checkpoint": weights path, "kwargs": create_model overrides}.
-# Empty until vitprune ships weights; load_model consults it before timm.
-ZOO: dict[str, dict] = {}
 
 SHOWN_KEYS = 5
 
@@ -37,7 +34,7 @@ def load_model(
     model exactly (``strict=True``); otherwise a :class:`CheckpointError` lists the
     missing, unexpected and shape-mismatched keys.
     """
-    entry = ZOO.get(name)
+    entry = zoo.entry(name)
     if entry is not None:
         name = entry["model"]
         kwargs = {**entry.get("kwargs", {}), **kwargs}

@@ -1,0 +1,46 @@
+"""Reference models vitprune trains itself and ships inside the package (no download needed).
+
+Each entry is ``<name>.safetensors`` (weights) plus ``<name>.json`` (its model card: the timm
+architecture and arguments, the exact training command, epochs, wall time, test top-1/top-5, MACs
+and parameters). Any ``--model`` option and :func:`vitprune.models.load_model` accept these names.
+
+    model = vitprune.zoo.load("fmnist-vit")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+ZOO_DIR = Path(__file__).parent
+
+
+def names() -> list[str]:
+    """Names of the shipped models."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.json") if (ZOO_DIR / f"{p.stem}.safetensors").exists())
+
+
+def card(name: str) -> dict:
+    """The model card of ``name``; ``KeyError`` naming the shipped models otherwise."""
+    path = ZOO_DIR / f"{name}.json"
+    if name not in names():
+        raise KeyError(f"no zoo model {name!r}; shipped: {names()}")
+    return json.loads(path.read_text())
+
+
+def entry(name: str) -> dict | None:
+    """How :func:`vitprune.models.load_model` builds ``name``, or ``None`` if it is not a zoo name."""
+    if name not in names():
+        return None
+    info = card(name)
+    return {"model": info["model"], "kwargs": info["kwargs"], "checkpoint": ZOO_DIR / f"{name}.safetensors"}
+
+
+def load(name: str) -> nn.Module:
+    """The shipped model ``name`` with its trained weights, in eval mode."""
+    from vitprune.models import load_model
+
+    card(name)
+    return load_model(name)

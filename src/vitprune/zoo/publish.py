@@ -1,0 +1,67 @@
+"""Turn a finished ``vitprune train`` run into a zoo entry: weights plus a measured model card.
+
+    python -m vitprune.zoo.publish runs/fmnist-vit fmnist-vit --command "vitprune train ..."
+
+The card's accuracy is measured here on the test split (not copied from the training log), and its
+MACs by ``vitprune.measure``; the weights are written atomically next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+
+import torch
+
+from vitprune.checkpoint import save_state_dict
+from vitprune.data import build_dataset, build_loader
+from vitprune.measure import macs
+from vitprune.measure.evaluate import evaluate
+from vitprune.train import checkpoint, load_trained
+from vitprune.train.atomic import json_bytes, write_bytes
+from vitprune.train.serialize import decode
+from vitprune.zoo import ZOO_DIR
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", help="a vitprune train --out directory")
+    ap.add_argument("name", help="zoo name, e.g. fmnist-vit")
+    ap.add_argument("--command", required=True, help="the exact training command, for the card")
+    ap.add_argument("--data", default="fashion-mnist")
+    args = ap.parse_args(argv)
+
+    ck = checkpoint.load(args.run)
+    spec = decode(ck.state["model"])
+    model = load_trained(args.run)
+    test = build_dataset(args.data, "test", model)
+    metrics = evaluate(model, build_loader(test, 256))
+    input_size = tuple(test.cfg["input_size"])
+    history = ck.state["history"]
+    info = {
+        "name": args.name,
+        "model": spec["name"],
+        "kwargs": spec["kwargs"],
+        "data": args.data,
+        "input_size": list(input_size),
+        "train_command": args.command,
+        "epochs": ck.state["epoch"],
+        "wall_time_s": round(sum(r["train_s"] for r in history), 1),
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "test_images": metrics["n"],
+        "gmacs": macs(model, torch.rand(1, *input_size)).mean / 1e9,
+        "params": sum(p.numel() for p in model.parameters()),
+        "history": [
+            {"epoch": r["epoch"], "train_loss": r["train_loss"], **r.get("eval", {})} for r in history
+        ],
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    save_state_dict(model.state_dict(), ZOO_DIR / f"{args.name}.safetensors")
+    write_bytes(ZOO_DIR / f"{args.name}.json", json_bytes(info))
+    print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

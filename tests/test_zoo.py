@@ -1,0 +1,56 @@
+"""The model zoo: publishing a run measures its card; shipped models reproduce their card."""
+
+import json
+
+import pytest
+import torch
+from test_train import TINY, tiny_vit, train_loader
+
+import vitprune
+from vitprune import zoo
+from vitprune.data.fashion_mnist import resolve_root
+from vitprune.train import fit, model_spec
+from vitprune.zoo import publish
+
+needs_fmnist = pytest.mark.skipif(
+    not (resolve_root() / "t10k-images-idx3-ubyte.gz").exists(), reason="Fashion-MNIST not installed"
+)
+
+
+@needs_fmnist
+def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(publish, "ZOO_DIR", tmp_path / "zoo")
+    (tmp_path / "zoo").mkdir()
+    model = tiny_vit()
+    spec = model_spec("vit_tiny_patch16_224", {**TINY, "num_classes": 10})
+    fit(
+        model,
+        train_loader(model),
+        epochs=1,
+        lr=1e-3,
+        out_dir=tmp_path / "run",
+        model_spec=spec,
+        progress=False,
+    )
+    publish.main([str(tmp_path / "run"), "tiny-test", "--command", "vitprune train ..."])
+    card = json.loads((tmp_path / "zoo" / "tiny-test.json").read_text())
+    assert card["model"] == "vit_tiny_patch16_224" and card["epochs"] == 1 and card["test_images"] == 10_000
+    assert card["params"] == sum(p.numel() for p in model.parameters()) and card["gmacs"] > 0
+    loaded = vitprune.zoo.load("tiny-test")
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(KeyError, match="tiny-test"):
+        zoo.card("no-such-model")
+
+
+@needs_fmnist
+@pytest.mark.parametrize("name", zoo.names())
+def test_shipped_model_reproduces_its_card(name, capsys):
+    from vitprune.cli import main
+
+    assert main(["eval", "--model", name, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    card = zoo.card(name)
+    assert result["top1"] == pytest.approx(card["top1"], abs=1e-9)
+    assert result["top1"] >= 90.0
