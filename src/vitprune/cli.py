@@ -84,6 +84,22 @@ def cmd_eval(args) -> dict:
     }
 
 
+def cmd_calibrate(args) -> dict:
+    from vitprune.calibrate.artifact import save_calibration
+    from vitprune.calibrate.star import calibrate_star, calibration_images
+    from vitprune.data import build_dataset
+
+    model = build_model(args)
+    images = calibration_images(build_dataset(args.data, args.split, model), args.n, args.seed)
+    dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
+    meta = {"model": args.model, "checkpoint": args.checkpoint, "data": args.data, "split": args.split}
+    calibration = calibrate_star(
+        model, images, targets=args.targets.replace("-", "_"), dtype=dtype, progress=not args.json, meta=meta
+    )
+    out = save_calibration(calibration, args.out or f"calibration/{args.model}-star")
+    return {"out": str(out), **calibration.meta, "acs": calibration.acs.tolist()}
+
+
 def cmd_train(args) -> dict:
     from vitprune.train.cli import run_train
 
@@ -131,6 +147,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser(
+        "calibrate", help="offline calibration a method needs (STAR: LRP prior and layer similarity)"
+    )
+    add_model_arguments(p)
+    add_output_arguments(p)
+    p.add_argument("--method", choices=("star",), default="star", help="method to calibrate for")
+    p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    p.add_argument("--split", default="train", help="images are drawn from this split (default: %(default)s)")
+    p.add_argument("--n", type=int, default=192, help="calibration images (paper: 192)")
+    p.add_argument("--seed", type=int, default=0, help="which images are drawn")
+    p.add_argument(
+        "--targets",
+        choices=("per-image", "first-image"),
+        default="per-image",
+        help="top-5 classes of each image, or of the first image for all (the authors' code)",
+    )
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="LRP precision")
+    p.add_argument("--out", help="output path (default: calibration/<model>-star); .safetensors + .json")
+    p.set_defaults(run=cmd_calibrate, param=[], macs=None)
 
     from vitprune.train.cli import add_train_arguments
 

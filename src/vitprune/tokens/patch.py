@@ -48,13 +48,9 @@ class TokenContext:
         finally:
             self.counts = None
 
-    def record(self, batch: int, n_attn: int, n_mlp: int, device: torch.device) -> None:
+    def record(self, n_attn: Tensor, n_mlp: Tensor) -> None:
         if self.counts is not None:
-            self.counts.append(
-                BlockCount(
-                    torch.full((batch,), n_attn, device=device), torch.full((batch,), n_mlp, device=device)
-                )
-            )
+            self.counts.append(BlockCount(n_attn, n_mlp))
 
 
 class ReducingBlock(Block):
@@ -68,8 +64,8 @@ class ReducingBlock(Block):
         if layer == 0:
             ctx.state = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
         state = ctx.state
-        n_attn = x.shape[1]
-        bias = state.attention_bias(_compute_dtype(x)) if ctx.method.prop_attn else None
+        n_attn = state.counts()
+        bias = state.attention_bias(_compute_dtype(x), ctx.method.prop_attn)
         active = ctx.method.active(layer)
         qkv = self.attn.qkv
         qkv._vp_capture = active
@@ -79,7 +75,7 @@ class ReducingBlock(Block):
             qkv._vp_qkv = None
             x, ctx.state = ctx.method.reduce(layer, x, state, view)
         qkv._vp_capture = False
-        ctx.record(x.shape[0], n_attn, x.shape[1], x.device)
+        ctx.record(n_attn, ctx.state.counts())
         return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
 
 
@@ -93,10 +89,13 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor:
     pool_type = self.global_pool if pool_type is None else pool_type
     state = self.vitprune.state
-    if pool_type != "avg" or state is None or state.size is None:
+    if pool_type != "avg" or state is None or (state.size is None and state.valid is None):
         return super(type(self), self).pool(x, pool_type)
     start = 0 if self.pool_include_prefix else self.num_prefix_tokens
-    w = state.size[:, start:].to(x.dtype)
+    w = state.sizes(x)
+    if state.valid is not None:
+        w = w * state.valid[..., None]
+    w = w[:, start:].to(x.dtype)
     return (x[:, start:] * w).sum(1) / w.sum(1)
 
 

@@ -16,22 +16,41 @@ def _prefix_index(state: TokenState, like: Tensor) -> Tensor:
     return torch.arange(state.num_prefix, device=like.device).expand(b, state.num_prefix)
 
 
-def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int, fuse: bool = False):
+def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int | Tensor, fuse: bool = False):
     """Keep the ``k`` patch tokens with the highest ``scores`` ([B, patches]); drop the rest.
 
-    Kept patches stay in their current order. With ``fuse`` (EViT's inattentive-token fusion) the
-    dropped patches are averaged, weighted by their scores, into one extra token appended at the end;
-    its size is the sum of theirs and its position is -1.
+    ``k`` is one count for the batch, or a ``[B]`` tensor of per-image counts: the batch is then as
+    long as the largest count and each shorter image is padded (``state.valid`` marks the padding,
+    which the attention mask hides and the MACs do not count). Padding never wins a place while a
+    real token is left. Kept patches stay in their current order. With ``fuse`` (EViT's
+    inattentive-token fusion) the dropped patches are averaged, weighted by their scores, into one
+    extra token appended at the end; its size is the sum of theirs and its position is -1.
     """
     p = state.num_prefix
     n = scores.shape[1]
-    if k >= n:
+    per_image = isinstance(k, Tensor)
+    longest = int(k.max()) if per_image else k
+    if longest >= n and not per_image:
         return x, state
-    top = scores.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
+    patch_valid = None if state.valid is None else state.valid[:, p:]
+    if patch_valid is not None:
+        scores = scores.masked_fill(~patch_valid, float("-inf"))
+    top = scores.topk(longest, dim=1).indices
+    valid = None
+    if per_image:
+        valid = torch.arange(longest, device=x.device) < k[:, None]
+    elif patch_valid is not None:
+        valid = patch_valid.gather(1, top)
+    order = top.argsort(dim=1)
+    top = top.gather(1, order)
     idx = torch.cat([_prefix_index(state, x), top + p], dim=1)
     x_kept, kept = gather_tokens(x, idx), state.gather(idx)
+    if valid is not None:
+        kept.valid = torch.cat([valid.new_ones(valid.shape[0], p), valid.gather(1, order)], 1)
     if not fuse:
         return x_kept, kept
+    if per_image or patch_valid is not None:
+        raise ValueError("fusing dropped tokens is only supported with one count for the whole batch")
     dropped = torch.ones_like(scores, dtype=torch.bool).scatter(1, top, False)
     w = (scores * dropped).to(x.dtype)
     fused = torch.einsum("bn,bnc->bc", w, x[:, p:]) / w.sum(1, keepdim=True).clamp_min(1e-12)
@@ -49,6 +68,21 @@ def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int, fuse: bool =
     return torch.cat([x_kept, fused[:, None]], 1), out
 
 
+def mass_counts(scores: Tensor, mass: float, valid: Tensor | None = None) -> Tensor:
+    """Per image, the fewest top patches whose normalised score mass reaches ``mass``, ``[B]``.
+
+    Scores are normalised to sum 1 over each image's real patches (the "weighted percentile" of
+    STAR's adaptive variant and SaiT's mass mode). At least one patch is always kept.
+    """
+    if valid is not None:
+        scores = scores.masked_fill(~valid, 0.0)
+    s = scores.float() / scores.float().sum(1, keepdim=True)
+    cumulative = s.sort(dim=1, descending=True).values.cumsum(1)
+    k = (cumulative < mass - 1e-6).sum(1) + 1
+    limit = scores.shape[1] if valid is None else valid.sum(1)
+    return torch.minimum(k, torch.as_tensor(limit, device=k.device))
+
+
 def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     """Merge ``r`` patch tokens away by bipartite soft matching (ToMe, Bolya et al. 2023, §3).
 
@@ -61,6 +95,8 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     r = min(r, state.num_patches // 2)
     if r <= 0:
         return x, state
+    if state.valid is not None:
+        raise ValueError("bipartite merging needs one token count for the whole batch (no padding)")
     with torch.no_grad():
         m = metric[:, p:]
         m = m / m.norm(dim=-1, keepdim=True)

@@ -8,6 +8,9 @@ Every token carries
   unpatched fast path: no attention bias at all).
 - ``source`` (only when tracing): a ``[B, N, N0]`` boolean map of which original tokens it contains.
   A patch whose column is all False was dropped, which is different from "merged into group 0".
+- ``valid`` (only once images keep different numbers of tokens): ``[B, N]``, False for padding.
+  Padding is excluded from every key by the attention mask, so a real token never sees it, and it
+  is not counted in the MACs; the batch is as long as its longest image.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class TokenState:
     pos: Tensor  # [B, N] long
     size: Tensor | None = None  # [B, N, 1], dtype of the activations
     source: Tensor | None = None  # [B, N, N0] bool
+    valid: Tensor | None = None  # [B, N] bool, False for padding
 
     @classmethod
     def start(cls, x: Tensor, num_prefix: int, trace_source: bool = False) -> TokenState:
@@ -48,14 +52,23 @@ class TokenState:
             return self.size
         return like.new_ones(like.shape[0], like.shape[1], 1)
 
-    def attention_bias(self, dtype: torch.dtype) -> Tensor | None:
-        """Proportional attention: log(size) added to every key's logit, as an SDPA float mask.
+    def counts(self) -> Tensor:
+        """Real (non-padding) tokens per image, ``[B]``."""
+        if self.valid is None:
+            return torch.full((self.pos.shape[0],), self.num_tokens, device=self.pos.device)
+        return self.valid.sum(1)
 
-        Shape ``[B, 1, 1, N]`` broadcasts over heads and queries. ``None`` while all sizes are 1.
-        """
-        if self.size is None:
-            return None
-        return self.size.detach().to(dtype).log().transpose(1, 2)[:, None]
+    def attention_bias(self, dtype: torch.dtype, proportional: bool) -> Tensor | None:
+        """The additive SDPA mask ``[B, 1, 1, N]`` every key gets: log(size) for proportional
+        attention, and -inf for padding. ``None`` when neither applies (the unpatched fast path)."""
+        bias = None
+        if proportional and self.size is not None:
+            bias = self.size.detach().to(dtype).log().transpose(1, 2)[:, None]
+        if self.valid is not None:
+            pad = torch.zeros(self.valid.shape, dtype=dtype, device=self.valid.device)
+            pad = pad.masked_fill(~self.valid, float("-inf"))[:, None, None]
+            bias = pad if bias is None else bias + pad
+        return bias
 
     def gather(self, idx: Tensor) -> TokenState:
         """Keep the tokens ``idx`` ([B, K] indices into the current tokens), in that order."""
@@ -64,6 +77,7 @@ class TokenState:
             pos=self.pos.gather(1, idx),
             size=None if self.size is None else self.size.gather(1, idx[..., None]),
             source=None if self.source is None else _gather_rows(self.source, idx),
+            valid=None if self.valid is None else self.valid.gather(1, idx),
         )
 
 
