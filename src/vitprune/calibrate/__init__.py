@@ -1,0 +1,1 @@
+"""Offline calibration for token pruning: STAR's LRP inter-layer prior and patch-similarity (ACS) rates."""
