@@ -34,11 +34,16 @@ def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = 
     built = builder(describe(model, img_size), **config)
     remove(model)
     token_patch.patch(model, built, trace_source=trace_source)
+    if hasattr(built, "set"):  # runtime settings, e.g. model.sait.set(mode="mass", mass=0.9)
+        setattr(model, built.name, built)
     return model
 
 
 def remove(model: nn.Module) -> nn.Module:
     """Restore the model's original classes; a never-patched model is returned unchanged."""
     if token_patch.is_patched(model):
+        method = model.vitprune.method
+        if hasattr(method, "set"):
+            delattr(model, method.name)
         token_patch.unpatch(model)
     return model
