@@ -12,6 +12,8 @@ from pathlib import Path
 import timm
 import torch
 
+from vitprune.cli_args import literal
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -42,3 +44,14 @@ def write_json(name: str, payload: dict) -> Path:
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def parse_config(text: str) -> tuple[str, str, dict]:
+    """``"label=method:key=value,key=value"`` → (label, method, config); the label defaults to ``text``."""
+    head, _, options = text.partition(":")
+    label, _, method = head.rpartition("=")
+    config = {}
+    for pair in filter(None, options.split(",")):
+        key, _, value = pair.partition("=")
+        config[key] = literal(value)
+    return label or text, method, config

@@ -20,16 +20,13 @@ Acceptance figures (issue 2, DeiT-S 224, CPU fp32, batch 64): the patched model 
 keeps >= 97% of unpatched throughput; ToMe r=13 reaches >= 0.9 x its MACs ratio (>= 1.53x).
 """
 
-COLUMNS = [
-    "model",
-    "precision",
-    "batch_size",
-    "gmacs",
-    "macs_ratio",
-    "images_per_s",
-    "ms_per_batch",
-    "speedup",
-]
+
+def columns(rows: list[dict]) -> list[str]:
+    """Every key the rows use, in first-seen order, except nested configs."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(k for k, v in row.items() if not isinstance(v, dict)))
+    return list(seen)
 
 
 def section(data: dict) -> str:
@@ -39,8 +36,9 @@ def section(data: dict) -> str:
         "",
         f"{m['device']}, {m['threads']} threads, torch {m['torch']}, timm {m['timm']}, {m['date']}.",
         "",
-        table(data["rows"], COLUMNS),
+        table(data["rows"], columns(data["rows"])),
         "",
+        *([data["notes"], ""] if data.get("notes") else []),
         f"Reproduce: `.venv/bin/python {data['command']}`",
         "",
     ]

@@ -18,23 +18,11 @@ import sys
 
 import timm
 import torch
-from common import machine, write_json
+from common import machine, parse_config, write_json
 
 import vitprune
-from vitprune.cli_args import literal
 from vitprune.measure import macs
 from vitprune.measure.bench import speed_table
-
-
-def parse_config(text: str) -> tuple[str, str, dict]:
-    """``"label=method:key=value,key=value"`` → (label, method, config); the label defaults to ``text``."""
-    head, _, options = text.partition(":")
-    label, _, method = head.rpartition("=")
-    config = {}
-    for pair in filter(None, options.split(",")):
-        key, _, value = pair.partition("=")
-        config[key] = literal(value)
-    return label or text, method, config
 
 
 def main() -> None:

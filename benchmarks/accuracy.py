@@ -1,0 +1,89 @@
+"""Accuracy of token methods on a trained model at equal MACs, without fine-tuning (and of
+fine-tuned runs), over the full Fashion-MNIST test set.
+
+    .venv/bin/python benchmarks/accuracy.py --name ppt_fmnist --model fmnist-vit --macs 0.63 \\
+        ppt:threshold=7e-5 tome evit --runs "ppt fine-tuned 1 epoch=runs/ppt-ft"
+
+Each positional config is ``[label=]method[:key=value,...]``; ``--macs`` is added to every config
+that gives no knob of its own, so all methods are compared at the same cost. The dense model is
+always the first row. ``--runs label=DIR`` adds models trained with ``vitprune train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import sys
+
+import torch
+from common import machine, parse_config, write_json
+
+import vitprune
+from vitprune.data import build_dataset, build_loader
+from vitprune.measure import macs
+from vitprune.measure.evaluate import evaluate
+from vitprune.models import load_model
+from vitprune.train import load_trained
+
+KNOBS = {"tome": "r", "evit": "keep", "ppt": "r", "star": "r_min", "sait": "keep"}
+
+
+def measure(label: str, model, loader, dense_gmacs: float, images: torch.Tensor) -> dict:
+    metrics = evaluate(model, loader, progress=False)
+    gmacs = macs(model, images).mean / 1e9
+    row = {
+        "model": label,
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "gmacs": gmacs,
+        "macs_ratio": gmacs / dense_gmacs,
+    }
+    print(row, flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("configs", nargs="*", help="[label=]method[:key=value,...]")
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--model", default="fmnist-vit")
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--macs", type=float, help="MACs target for configs without their own knob")
+    ap.add_argument("--runs", nargs="*", default=[], metavar="LABEL=DIR", help="trained runs to evaluate too")
+    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    args = ap.parse_args()
+
+    dense = load_model(args.model)
+    test = build_dataset(args.data, "test", dense)
+    if args.limit:
+        test = torch.utils.data.Subset(test, range(args.limit))
+    loader = build_loader(test, 250)
+    images = torch.stack([test[i][0] for i in range(min(len(test), 500))])
+    dense_gmacs = macs(dense, images).mean / 1e9
+    rows = [measure("dense", dense, loader, dense_gmacs, images)]
+    for label, method, config in map(parse_config, args.configs):
+        if args.macs is not None and not ({KNOBS.get(method), "macs", "rates"} & set(config)):
+            config["macs"] = args.macs
+        model = vitprune.apply(copy.deepcopy(dense), method, **config)
+        rows.append(
+            {**measure(label, model, loader, dense_gmacs, images), "config": {"method": method, **config}}
+        )
+    for entry in args.runs:
+        label, _, path = entry.rpartition("=")
+        rows.append(measure(label or path, load_trained(path), loader, dense_gmacs, images))
+    for row in rows:
+        row["top1_drop"] = rows[0]["top1"] - row["top1"]
+    payload = {
+        "benchmark": args.name,
+        "model": args.model,
+        "command": shlex.join(["benchmarks/accuracy.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "test_images": len(test),
+        "rows": rows,
+    }
+    print(write_json(args.name, payload))
+
+
+if __name__ == "__main__":
+    main()
