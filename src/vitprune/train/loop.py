@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 import torch
@@ -23,6 +24,8 @@ from vitprune.train.rebuild import spec_to_json
 from vitprune.train.schedule import lr_at
 from vitprune.train.serialize import optimizer_parts, optimizer_state
 
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
 
 def fit(
     model: nn.Module,
@@ -37,6 +40,8 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool = True,
     log: Callable[[str], object] = print,
+    objective: Objective | None = None,
+    after_step: Callable[[], object] | None = None,
     **hyper,
 ) -> dict:
     """Train ``model`` in place and checkpoint it into ``out_dir`` after every epoch.
@@ -53,6 +58,10 @@ def fit(
     restored and training continues with the next epoch, bit-identical to never stopping.
     ``model_spec`` (see :func:`vitprune.train.model_spec`) is stored so that
     :func:`vitprune.train.load_trained` can rebuild the model from the checkpoint alone.
+
+    ``objective(net, images, targets, teacher_logits) -> loss`` replaces the default one
+    forward + :func:`combined_loss` (SaiT's dense/sparse step uses it); ``after_step()`` runs after
+    every optimiser step (DIMAP's fixed masks use it).
 
     Under torchrun (after :func:`vitprune.train.distributed.setup`) the model is wrapped
     in ``DistributedDataParallel``; only rank 0 logs and writes checkpoints.
@@ -85,6 +94,7 @@ def fit(
         model.set_distilled_training(True)
     net = _wrap(model, device)
     mixup = _mixup(config, model)
+    hooks = (objective or partial(default_objective, config=config), after_step)
     try:
         for epoch in range(run["epoch"], config.epochs):
             _set_epoch(train_loader, epoch)
@@ -95,6 +105,7 @@ def fit(
                 teacher,
                 optimizer,
                 mixup,
+                hooks,
                 train_loader,
                 config,
                 run,
@@ -166,8 +177,22 @@ def _set_epoch(loader: Iterable, epoch: int) -> None:
             return
 
 
-def _train_epoch(net, model, teacher, optimizer, mixup, loader, config, run, device, progress, desc) -> float:
+def default_objective(net, images, targets, teacher_logits, *, config: TrainConfig) -> torch.Tensor:
+    """One forward; the supervised loss, plus distillation when configured."""
+    return combined_loss(
+        net(images),
+        targets,
+        teacher_logits,
+        label_smoothing=config.label_smoothing,
+        distill=config.distill,
+        weight=config.distill_weight,
+        tau=config.distill_tau,
+    )
+
+
+def _train_epoch(net, model, teacher, optimizer, mixup, hooks, loader, config, run, device, progress, desc):
     """One pass over ``loader``; advances ``run["global_step"]`` and returns the mean loss over ranks."""
+    objective, after_step = hooks
     steps_per_epoch = len(loader)
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
@@ -180,25 +205,18 @@ def _train_epoch(net, model, teacher, optimizer, mixup, loader, config, run, dev
         if mixup is not None:
             images, targets = mixup(images, targets)
         with precision_context(device, config.precision):
-            outputs = net(images)
             teacher_logits = None
             if config.distill != "none":
                 with torch.no_grad():
                     teacher_logits = teacher(images)
-            loss = combined_loss(
-                outputs,
-                targets,
-                teacher_logits,
-                label_smoothing=config.label_smoothing,
-                distill=config.distill,
-                weight=config.distill_weight,
-                tau=config.distill_tau,
-            )
+            loss = objective(net, images, targets, teacher_logits)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.clip_grad is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
         optimizer.step()
+        if after_step is not None:
+            after_step()
         run["global_step"] += 1
         loss_sum += loss.item()
         batches += 1
