@@ -23,6 +23,7 @@ from vitprune.train import distributed
 from vitprune.train.config import DISTILL_KINDS, PRECISIONS, TrainConfig
 from vitprune.train.loop import fit
 from vitprune.train.rebuild import load_trained, model_spec
+from vitprune.train.sait import DenseSparseObjective
 from vitprune.train.sampling import ShardSampler, train_sampler
 
 FASHION_MNIST_CLASSES = 10
@@ -72,6 +73,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="timm.create_model argument, value read as a Python literal (repeatable), "
         "e.g. img_size=28 patch_size=4 in_chans=1",
     )
+    g = parser.add_argument_group(
+        "SaiT (reconstructed) dense/sparse training, with --method sait",
+        "each step trains the dense pass and a sparse pass at a keep ratio drawn from --sait-keeps",
+    )
+    g.add_argument("--sait-keeps", default="0.5,0.6,0.7", help="keep ratios drawn for the sparse pass")
+    g.add_argument("--sait-kd", type=float, default=1.0, help="weight of dense→sparse logit distillation")
+    g.add_argument("--sait-attn", type=float, default=0.0, help="weight of deep→early attention distillation")
+    g.add_argument("--sait-alternate", action="store_true", help="alternate dense and sparse steps")
 
 
 def parse_kwargs(pairs: list[str]) -> dict:
@@ -164,6 +173,7 @@ def run_train(args: argparse.Namespace) -> dict:
             model_spec=spec,
             device=device,
             progress=not getattr(args, "json", False),
+            objective=_sait_objective(args, model, config),
         )
         return {
             "out": str(Path(args.out)),
@@ -178,6 +188,21 @@ def run_train(args: argparse.Namespace) -> dict:
         }
     finally:
         distributed.cleanup()
+
+
+def _sait_objective(args: argparse.Namespace, model: nn.Module, config: TrainConfig):
+    """SaiT's dense/sparse step when training a ``sait`` model, else the default objective."""
+    if args.method != "sait":
+        return None
+    keeps = tuple(float(k) for k in str(args.sait_keeps).split(","))
+    return DenseSparseObjective(
+        model,
+        keeps,
+        kd=args.sait_kd,
+        attn=args.sait_attn,
+        alternate=args.sait_alternate,
+        label_smoothing=config.label_smoothing,
+    )
 
 
 def _is_fashion_mnist(data: str) -> bool:
