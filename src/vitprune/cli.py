@@ -168,6 +168,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output path (default: calibration/<model>-star); .safetensors + .json")
     p.set_defaults(run=cmd_calibrate, param=[], macs=None)
 
+    from vitprune.weights.cli import add_prune_arguments, run_prune
+
+    p = sub.add_parser(
+        "prune", help="DIMAP weight pruning (masks, or smaller layers with --structure neuron-head)"
+    )
+    for add in (add_model_arguments, add_output_arguments, add_prune_arguments):
+        add(p)
+    p.set_defaults(run=run_prune)
+
     from vitprune.train.cli import add_train_arguments
 
     p = sub.add_parser(

@@ -73,6 +73,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="timm.create_model argument, value read as a Python literal (repeatable), "
         "e.g. img_size=28 patch_size=4 in_chans=1",
     )
+    add(
+        "--masks",
+        metavar="PATH",
+        help="DIMAP masks (from vitprune prune): pruned weights stay exactly zero through training",
+    )
     g = parser.add_argument_group(
         "SaiT (reconstructed) dense/sparse training, with --method sait",
         "each step trains the dense pass and a sparse pass at a keep ratio drawn from --sait-keeps",
@@ -174,6 +179,7 @@ def run_train(args: argparse.Namespace) -> dict:
             device=device,
             progress=not getattr(args, "json", False),
             objective=_sait_objective(args, model, config),
+            after_step=_mask_keeper(args, model),
         )
         return {
             "out": str(Path(args.out)),
@@ -188,6 +194,15 @@ def run_train(args: argparse.Namespace) -> dict:
         }
     finally:
         distributed.cleanup()
+
+
+def _mask_keeper(args: argparse.Namespace, model: nn.Module):
+    """With ``--masks``: keep the pruned weights at zero (gradient hooks, and a re-zero after each step)."""
+    if not getattr(args, "masks", None):
+        return None
+    from vitprune.weights import MaskKeeper, load_masks
+
+    return MaskKeeper(model, load_masks(args.masks)).restore
 
 
 def _sait_objective(args: argparse.Namespace, model: nn.Module, config: TrainConfig):
