@@ -29,6 +29,19 @@ from vitprune.train import load_trained
 KNOBS = {"tome": "r", "evit": "keep", "ppt": "r", "star": "r_min", "sait": "keep"}
 
 
+def adaptive_star(dense, config: dict, target: float, images: torch.Tensor, steps: int = 12):
+    """Adaptive STAR with ``r_min`` bisected so its average MACs on ``images`` are nearest ``target``."""
+    lo, hi, best = 0.02, 1.0, None
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        model = vitprune.apply(copy.deepcopy(dense), "star", **config, r_min=mid)
+        cost = macs(model, images).mean
+        if best is None or abs(cost - target) < abs(best[1] - target):
+            best = (model, cost, mid)
+        lo, hi = (mid, hi) if cost < target else (lo, mid)
+    return best[0], best[2]
+
+
 def measure(label: str, model, loader, dense_gmacs: float, images: torch.Tensor) -> dict:
     metrics = evaluate(model, loader, progress=False)
     gmacs = macs(model, images).mean / 1e9
@@ -63,9 +76,12 @@ def main() -> None:
     dense_gmacs = macs(dense, images).mean / 1e9
     rows = [measure("dense", dense, loader, dense_gmacs, images)]
     for label, method, config in map(parse_config, args.configs):
-        if args.macs is not None and not ({KNOBS.get(method), "macs", "rates"} & set(config)):
-            config["macs"] = args.macs
-        model = vitprune.apply(copy.deepcopy(dense), method, **config)
+        if method == "star" and config.get("adaptive") and "r_min" not in config and args.macs is not None:
+            model, config["r_min"] = adaptive_star(dense, config, args.macs * dense_gmacs * 1e9, images)
+        else:
+            if args.macs is not None and not ({KNOBS.get(method), "macs", "rates"} & set(config)):
+                config["macs"] = args.macs
+            model = vitprune.apply(copy.deepcopy(dense), method, **config)
         rows.append(
             {**measure(label, model, loader, dense_gmacs, images), "config": {"method": method, **config}}
         )
