@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from vitprune.checkpoint import CheckpointError, save_state_dict
 from vitprune.train.atomic import json_bytes, write_bytes
 from vitprune.vit import VitSpec
+from vitprune.zoo import ZOO_DIR
 
 
 @dataclass
@@ -40,7 +41,9 @@ def save_calibration(calibration: Calibration, path: str | os.PathLike) -> Path:
 
 
 def read_calibration(path: str | os.PathLike) -> Calibration:
-    tensors, meta = _paths(path)
+    """A calibration by path, or by zoo model name (the one shipped beside that model)."""
+    shipped = ZOO_DIR / "calibration" / f"{path}-star"
+    tensors, meta = _paths(shipped if not _paths(path)[0].exists() and _paths(shipped)[0].exists() else path)
     if not tensors.exists():
         raise FileNotFoundError(
             f"no calibration at {tensors}; create one with `vitprune calibrate --method star`"
