@@ -168,6 +168,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output path (default: calibration/<model>-star); .safetensors + .json")
     p.set_defaults(run=cmd_calibrate, param=[], macs=None)
 
+    from vitprune.sweep import add_sweep_arguments
+    from vitprune.viz.cli import add_visualize_arguments
+
+    add_sweep_arguments(sub.add_parser("sweep", help="every method at every MACs target vs dense; resumable"))
+    add_visualize_arguments(
+        sub.add_parser("visualize", help="token maps: kept, merged and dropped patches per block")
+    )
+
     from vitprune.weights.cli import add_prune_arguments, run_prune
 
     p = sub.add_parser(

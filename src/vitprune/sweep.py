@@ -1,0 +1,252 @@
+"""``vitprune sweep``: every method at every MACs target, against the dense model, resumable.
+
+Each cell applies a method with ``macs=target`` to a copy of the dense model and measures top-1/top-5
+on the test split (or its first ``limit`` images), the mean GMACs of those images from the token
+counts really used, and optionally throughput and batch-1 latency interleaved with the dense model.
+``sweep.json`` is rewritten atomically after every cell; with ``resume`` finished cells are kept and
+skipped, so an interrupted sweep resumed gives the same JSON as an uninterrupted one (timing numbers
+live apart, in each row's ``speed``). CSV, Markdown and the plots are written at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import vitprune
+from vitprune import sweep_measure
+from vitprune.cli_args import add_model_arguments, add_output_arguments, key_values, literal
+from vitprune.data import build_dataset, build_loader
+from vitprune.models import load_model
+from vitprune.sweep_files import flat_rows, read_payload, write_payload, write_tables
+from vitprune.sweep_plots import write_plots
+
+DENSE = "dense"
+# Settings that must match for ``resume`` to reuse a cell; methods and targets may change.
+SAME_FOR_RESUME = (
+    "model",
+    "checkpoint",
+    "data",
+    "split",
+    "limit",
+    "eval_batch",
+    "batch",
+    "speed",
+    "star_prior",
+)
+
+
+@dataclass
+class SweepSettings:
+    model: str
+    data: str = "fashion-mnist"
+    methods: list[str] = field(default_factory=lambda: ["tome", "evit", "ppt", "star", "sait"])
+    macs: list[float] = field(default_factory=lambda: [0.9, 0.8, 0.7, 0.6, 0.5])
+    split: str = "test"
+    limit: int | None = None
+    batch: int = 64
+    eval_batch: int = 256
+    speed: bool = True
+    star_prior: str | None = None
+    checkpoint: str | None = None
+    model_kwargs: dict = field(default_factory=dict)
+    threads: int | None = None  # torch threads the speed was measured with (None: torch's choice)
+
+    def command(self, out: Path) -> str:
+        """The ``vitprune sweep`` command that reproduces this sweep."""
+        parts = [f"vitprune sweep --model {self.model} --data {self.data}"]
+        parts += [f"--model-kwargs {k}={v}" for k, v in self.model_kwargs.items()]
+        parts.append(f"--methods {','.join(self.methods)} --macs {','.join(map(str, self.macs))}")
+        for flag, value in (("--checkpoint", self.checkpoint), ("--star-prior", self.star_prior)):
+            if value:
+                parts.append(f"{flag} {value}")
+        if self.limit:
+            parts.append(f"--limit {self.limit}")
+        if self.threads:
+            parts.append(f"--threads {self.threads}")
+        parts.append(f"--batch {self.batch} --out {out}" + ("" if self.speed else " --no-speed"))
+        return " ".join(parts)
+
+
+def method_config(method: str, settings: SweepSettings) -> dict:
+    """Options every cell of ``method`` gets besides ``macs=``."""
+    if method == "star":
+        return {"prior": settings.star_prior}
+    if method == "sait":
+        return {"mode": "ratio"}
+    return {}
+
+
+def machine() -> dict:
+    """Where the sweep ran (speed numbers only compare on the same machine)."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    return {
+        "device": device,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+
+
+def grid(settings: SweepSettings) -> tuple[list[tuple[str, float]], list[str]]:
+    """Cells to run (the dense reference first) and a note for each method that is skipped."""
+    unknown = sorted(set(settings.methods) - set(vitprune.methods()))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(vitprune.methods())}")
+    notes, cells = [], [(DENSE, 1.0)]
+    for method in settings.methods:
+        if method == "star" and not settings.star_prior:
+            notes.append("star skipped: no --star-prior (make one with `vitprune calibrate --method star`)")
+            continue
+        cells += [(method, float(target)) for target in settings.macs]
+    return cells, notes
+
+
+def _resumable(previous: dict | None, settings: SweepSettings, out: Path) -> dict | None:
+    if previous is None:
+        return None
+    old = previous["settings"]
+    changed = [k for k in SAME_FOR_RESUME if old.get(k) != getattr(settings, k)]
+    if changed:
+        raise ValueError(
+            f"{out}/sweep.json was made with different {', '.join(changed)}; "
+            "use another --out or run without --resume to start over"
+        )
+    return previous
+
+
+def run_cell(dense: nn.Module, method: str, target: float, loader, settings: SweepSettings) -> dict:
+    """The row of one (method, MACs target) cell."""
+    row = {"method": method, "macs_target": target}
+    if method == DENSE:
+        model, row["setting"] = dense, ""
+    else:
+        try:
+            model = vitprune.apply(
+                copy.deepcopy(dense), method, macs=target, **method_config(method, settings)
+            )
+        except ValueError as err:
+            return {**row, "status": "unreachable", "error": str(err)}
+        row["setting"] = sweep_measure.setting(model.vitprune.method)
+    row.update(status="ok", **sweep_measure.accuracy_and_macs(model, loader))
+    if settings.speed:
+        row["speed"] = sweep_measure.speed(model, dense, settings.batch)
+    return row
+
+
+def sweep(
+    dense: nn.Module,
+    dataset,
+    settings: SweepSettings,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run every cell not already in ``out/sweep.json`` (with ``resume``); return the payload."""
+    out = Path(out)
+    cells, notes = grid(settings)
+    for note in notes:
+        print(f"vitprune sweep: {note}", file=sys.stderr)
+    previous = _resumable(read_payload(out), settings, out) if resume else None
+    done = {(r["method"], r["macs_target"]): r for r in (previous or {}).get("rows", [])}
+    extra = [key for key in done if key not in cells]  # kept from an earlier, wider grid
+    payload = {
+        "benchmark": "sweep",
+        "model": settings.model,
+        "data": settings.data,
+        "command": settings.command(out),
+        "settings": asdict(settings),
+        "machine": (previous or {}).get("machine") or machine(),
+        "notes": " ".join(notes),
+        "rows": [],
+    }
+    n = min(settings.limit or len(dataset), len(dataset))
+    loader = build_loader(dataset, settings.eval_batch, sampler=range(n))
+    dense.eval()
+    bar = tqdm(total=len(cells), initial=sum(key in done for key in cells), disable=not progress, unit="cell")
+    with bar:
+        for method, target in cells:
+            if (method, target) in done:
+                continue
+            bar.set_postfix_str(f"{method} @ {target:g}")
+            done[(method, target)] = run_cell(dense, method, target, loader, settings)
+            payload["rows"] = [done[key] for key in cells + extra if key in done]
+            write_payload(out, payload)
+            bar.update()
+    payload["rows"] = [done[key] for key in cells + extra if key in done]
+    write_payload(out, payload)  # also when every cell was already done: notes and settings refreshed
+    return payload
+
+
+def write_reports(out: str | Path, payload: dict) -> dict:
+    """CSV, Markdown and PNG plots of a finished sweep; their paths."""
+    out = Path(out)
+    csv_path, md_path = write_tables(out, payload)
+    return {"json": str(out / "sweep.json"), "csv": str(csv_path), "markdown": str(md_path)} | {
+        "plots": [str(p) for p in write_plots(out, payload)]
+    }
+
+
+def _list(text: str) -> list:
+    return [literal(v.strip()) for v in text.split(",") if v.strip()]
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``vitprune sweep``; sets ``run=run_sweep`` as the parser's default."""
+    add_model_arguments(parser)
+    add_output_arguments(parser)
+    parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    parser.add_argument("--split", default="test", help="evaluation split (default: %(default)s)")
+    parser.add_argument("--methods", type=_list, default="tome,evit,ppt,star,sait", help="comma-separated")
+    parser.add_argument("--macs", type=_list, default="0.9,0.8,0.7,0.6,0.5", help="fractions of dense MACs")
+    parser.add_argument("--out", required=True, help="directory for sweep.json/.csv/.md and the plots")
+    parser.add_argument("--resume", action="store_true", help="keep finished cells of OUT/sweep.json")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument(
+        "--star-prior", help="STAR calibration (`vitprune calibrate`); without it STAR is skipped"
+    )
+    parser.add_argument("--batch", type=int, default=64, help="throughput batch size (default: %(default)s)")
+    parser.add_argument("--eval-batch", type=int, default=256, help="evaluation batch size")
+    parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip throughput/latency")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, recorded)")
+    parser.set_defaults(run=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> dict:
+    """Build the model and data the options name, run the sweep, write every report."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kwargs = key_values(args.model_kwargs, "--model-kwargs")
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    dense = load_model(args.model, args.pretrained, args.checkpoint, **kwargs)
+    settings = SweepSettings(
+        model=args.model,
+        data=args.data,
+        methods=[str(m) for m in args.methods],
+        macs=[float(t) for t in args.macs],
+        split=args.split,
+        limit=args.limit,
+        batch=args.batch,
+        eval_batch=args.eval_batch,
+        speed=args.speed,
+        star_prior=args.star_prior,
+        checkpoint=args.checkpoint,
+        model_kwargs=kwargs,
+        threads=args.threads,
+    )
+    dataset = build_dataset(args.data, args.split, dense)
+    payload = sweep(dense, dataset, settings, args.out, resume=args.resume, progress=not args.json)
+    return {**write_reports(args.out, payload), "rows": flat_rows(payload)}

@@ -1,0 +1,86 @@
+"""A sweep's files: ``sweep.json`` (written atomically after every cell), ``sweep.csv`` and ``sweep.md``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from vitprune.report import table
+from vitprune.train.atomic import json_bytes, write_bytes
+
+JSON_NAME, CSV_NAME, MD_NAME = "sweep.json", "sweep.csv", "sweep.md"
+COLUMNS = [
+    "method",
+    "macs_target",
+    "status",
+    "setting",
+    "top1",
+    "top5",
+    "n",
+    "gmacs",
+    "macs_ratio",
+    "images_per_s",
+    "speedup",
+    "latency_ms",
+    "latency_speedup",
+]
+
+
+def read_payload(out: Path) -> dict | None:
+    """The sweep saved in ``out``, or ``None`` when there is none yet."""
+    path = out / JSON_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_payload(out: Path, payload: dict) -> Path:
+    """Replace ``out/sweep.json`` atomically (temporary file, then rename)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / JSON_NAME
+    write_bytes(path, json_bytes(payload))
+    return path
+
+
+def flat_rows(payload: dict) -> list[dict]:
+    """One flat dict per cell: the speed sub-dict's numbers become columns of their own."""
+    rows = []
+    for row in payload["rows"]:
+        flat = {k: v for k, v in row.items() if k != "speed"}
+        flat.update({k: v for k, v in (row.get("speed") or {}).items() if k in COLUMNS})
+        rows.append(flat)
+    return rows
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    return [c for c in COLUMNS if any(c in r for r in rows)]
+
+
+def write_tables(out: Path, payload: dict) -> tuple[Path, Path]:
+    """Write ``sweep.csv`` and ``sweep.md`` (a Markdown table under a one-line description)."""
+    rows = flat_rows(payload)
+    columns = _columns(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path, md_path = out / CSV_NAME, out / MD_NAME
+    write_bytes(csv_path, buffer.getvalue().encode())
+    text = f"{describe(payload)}\n\n{table(rows, columns)}\n"
+    if payload.get("notes"):
+        text += f"\n{payload['notes']}\n"
+    text += f"\nReproduce: `{payload['command']}`\n"
+    write_bytes(md_path, text.encode())
+    return csv_path, md_path
+
+
+def describe(payload: dict) -> str:
+    """One line saying what the table measured."""
+    s = payload["settings"]
+    images = (
+        f"the first {s['limit']} {s['split']} images" if s.get("limit") else f"the full {s['split']} split"
+    )
+    line = f"Sweep of {payload['model']} on {payload['data']}: top-1/top-5 (%) on {images}, GMACs per image"
+    if s.get("speed"):
+        line += f"; images/s at batch {s['batch']} and batch-1 latency, interleaved with the dense model"
+    return line + "."

@@ -1,0 +1,74 @@
+"""One cell of a sweep: accuracy, MACs per evaluated image, and speed against the dense model."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vitprune.measure.bench import compare
+from vitprune.measure.evaluate import evaluate
+from vitprune.measure.formula import dense_macs, schedule_macs
+from vitprune.tokens import patch as token_patch
+from vitprune.vit import describe
+
+SPEED_ROUNDS = 3  # interleaved rounds per speed measurement (median kept)
+LATENCY_RUNS = 10  # batch-1 forwards timed per round
+
+
+def accuracy_and_macs(model: nn.Module, loader) -> dict:
+    """Top-1/top-5 over ``loader`` and the mean GMACs of exactly those images (and their fraction of
+    the dense model's), from one pass.
+
+    The token counts every block really used are recorded during the evaluation itself, so an
+    input-adaptive method is charged per image (padding excluded), as ``vitprune.measure.macs`` does.
+    """
+    spec = describe(model)
+    dense = dense_macs(spec)
+    if not token_patch.is_patched(model):
+        metrics = evaluate(model, loader, progress=False)
+        return {**metrics, "gmacs": dense / 1e9, "macs_ratio": 1.0}
+    with model.vitprune.recording() as counts:
+        metrics = evaluate(model, loader, progress=False)
+    per_image = [
+        schedule_macs(
+            spec, [(c.attention.double().cpu(), c.mlp.double().cpu()) for c in counts[i : i + spec.depth]]
+        )
+        for i in range(0, len(counts), spec.depth)
+    ]
+    mean = float(torch.cat(per_image).mean())
+    return {**metrics, "gmacs": mean / 1e9, "macs_ratio": mean / dense}
+
+
+def speed(model: nn.Module, dense: nn.Module, batch: int) -> dict:
+    """Throughput at ``batch`` and latency at batch 1, each interleaved with the dense model."""
+    models = {"dense": dense} if model is dense else {"dense": dense, "model": model}
+    key = "dense" if model is dense else "model"
+    ips = compare(models, batch, rounds=SPEED_ROUNDS, runs=1)
+    single = compare(models, 1, rounds=SPEED_ROUNDS, runs=LATENCY_RUNS)
+    return {
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "images_per_s": ips[key],
+        "dense_images_per_s": ips["dense"],
+        "speedup": ips[key] / ips["dense"],
+        "latency_ms": 1000 / single[key],
+        "dense_latency_ms": 1000 / single["dense"],
+        "latency_speedup": single[key] / single["dense"],
+    }
+
+
+def setting(method: object) -> str:
+    """The knob a ``macs=`` target was solved into, in short (e.g. ``keep=0.512`` or ``r=[3, 3, 2]``)."""
+    for name in ("per_layer", "rs", "rates", "keep"):
+        value = getattr(method, name, None)
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            return f"{name}=[{', '.join(_short(v) for v in value)}]"
+        if value is not None:
+            return f"{name}={_short(value)}"
+    return ""
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
