@@ -29,6 +29,21 @@ def make_model(family: str, depth: int = 4, img_size: int = 64, seed: int = 0) -
     return model
 
 
+def fmnist_like(seed: int = 0, depth: int = 4) -> torch.nn.Module:
+    """A small stand-in for the shipped fmnist-vit: 1×28×28 input, 7×7 patches, 10 classes."""
+    torch.manual_seed(seed)
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        img_size=28,
+        patch_size=4,
+        depth=depth,
+        embed_dim=48,
+        num_heads=3,
+        in_chans=1,
+        num_classes=10,
+    ).eval()
+
+
 @pytest.fixture(params=sorted(FAMILIES))
 def family(request):
     return request.param

@@ -5,8 +5,8 @@ import copy
 import json
 
 import pytest
-import timm
 import torch
+from conftest import fmnist_like
 
 import vitprune
 from vitprune import sweep as sweep_module
@@ -27,17 +27,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def dense():
-    torch.manual_seed(0)
-    return timm.create_model(
-        "vit_tiny_patch16_224",
-        img_size=28,
-        patch_size=4,
-        depth=4,
-        embed_dim=48,
-        num_heads=3,
-        in_chans=1,
-        num_classes=10,
-    ).eval()
+    return fmnist_like()
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import argparse
 
 import pytest
-import timm
 import torch
+from conftest import fmnist_like
 
 import vitprune
 from vitprune.data.fashion_mnist import has_split, resolve_root
@@ -16,17 +16,7 @@ PATCHES = 49  # 28×28 images in 4×4 patches
 
 
 def tiny(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return timm.create_model(
-        "vit_tiny_patch16_224",
-        img_size=28,
-        patch_size=4,
-        depth=4,
-        embed_dim=48,
-        num_heads=3,
-        in_chans=1,
-        num_classes=10,
-    ).eval()
+    return fmnist_like(seed)
 
 
 def inputs(batch: int, seed: int = 1) -> torch.Tensor:
