@@ -2,11 +2,11 @@
 
 A small sweep (each method solved for a few MACs targets, measured against the dense model: top-1/
 top-5, GMACs from the token counts really used, images/s and batch-1 latency interleaved with the
-dense model), its table, Pareto plots, and token maps of 8 test images per method. STAR's offline
-prior is calibrated on a few training images first. Accuracy is measured on the first ``--limit``
-test images to stay within a few minutes on a 2-core CPU; the header of the table says how many.
-Torch runs on one thread by default: the model is tiny, and one thread keeps the timing steady
-when anything else shares the machine. Outputs go to ``demo_out/``.
+dense model), its table, Pareto plots, and token maps of 8 test images per method. STAR uses the
+offline prior shipped beside the model (or calibrates one on a few training images). Accuracy is
+measured on the first ``--limit`` test images to stay within a few minutes on a 2-core CPU; the
+header of the table says how many. Torch runs on one thread by default: the model is tiny, and
+one thread keeps the timing steady when anything else shares the machine. Outputs go to ``demo_out/``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ SHOWN = [
 
 
 def star_prior(dense: nn.Module, out: Path) -> Path:
-    """Calibrate STAR's LRP prior and layer similarities on a few training images; the file's path."""
+    """The calibration shipped with the model (192 images), else one made now on a few training images."""
+    shipped = zoo.ZOO_DIR / "calibration" / f"{MODEL}-star.safetensors"
+    if shipped.exists():
+        return shipped
     images = calibration_images(build_dataset("fashion-mnist", "train", dense), STAR_IMAGES)
     calibration = calibrate_star(dense, images, dtype=torch.float32, progress=False, meta={"model": MODEL})
     return save_calibration(calibration, out / "star-prior")
