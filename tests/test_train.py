@@ -375,3 +375,17 @@ def test_cli_trains_and_rebuilds(tmp_path):
     assert model.vitprune.method.per_layer == [1, 1]
     test_set = TensorImageDataset(*synthetic(24, 1), model)
     assert evaluate(model, build_loader(test_set, 5), progress=False) == summary["metrics"]
+
+
+def test_resume_with_changed_settings_says_so(tmp_path):
+    model = tiny_vit()
+    fit(model, train_loader(model), out_dir=tmp_path, **{**HYPER, "epochs": 1})
+    lines = []
+    fit(
+        model,
+        train_loader(model),
+        out_dir=tmp_path,
+        resume=tmp_path,
+        **{**HYPER, "lr": 1e-3, "log": lines.append},
+    )
+    assert any("changed settings ['epochs', 'lr']" in line for line in lines)

@@ -258,6 +258,9 @@ def _resume(source, model, optimizer, config, run, device, say) -> None:
     for key in ("epoch", "global_step", "history", "best_top1"):
         run[key] = ck.state[key]
     run["checkpoint"] = str(ck.path)
+    changed = sorted(k for k, v in config.to_dict().items() if ck.state["config"].get(k) != v)
+    if changed:
+        say(f"resuming with changed settings {changed}: the run will differ from an uninterrupted one")
     rank, saved = distributed.rank(), ck.state["rng"]
     if len(saved) == distributed.world_size():
         prefix = f"rank{rank}."
