@@ -72,3 +72,31 @@ def test_eval_on_fashion_mnist_subset(capsys):
 def test_bad_input_exits_2_with_message(capsys, argv, match):
     code, _, err = run(capsys, *argv)
     assert code == 2 and match in err
+
+
+def test_calibrate_writes_a_star_calibration_the_method_loads(capsys, tmp_path):
+    from vitprune.data.fashion_mnist import resolve_root
+
+    if not (resolve_root() / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST not installed")
+    out = tmp_path / "cal"
+    argv = [
+        "calibrate",
+        *TINY,
+        "--num-classes",
+        "10",
+        "--n",
+        "2",
+        "--dtype",
+        "float32",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    code, stdout, _ = run(capsys, *argv)
+    result = json.loads(stdout)
+    assert code == 0 and result["images"] == 2 and len(result["acs"]) == 4
+    code, stdout, _ = run(
+        capsys, "macs", *TINY, "--method", "star", "-p", f"prior={out}", "--macs", "0.7", "--json"
+    )
+    assert code == 0 and json.loads(stdout)["ratio"] == pytest.approx(0.7, abs=0.03)

@@ -89,7 +89,7 @@ def cmd_calibrate(args) -> dict:
     from vitprune.calibrate.star import calibrate_star, calibration_images
     from vitprune.data import build_dataset
 
-    model = build_model(args)
+    model = build_model(args, with_method=False)
     images = calibration_images(build_dataset(args.data, args.split, model), args.n, args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
     meta = {"model": args.model, "checkpoint": args.checkpoint, "data": args.data, "split": args.split}
@@ -166,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="LRP precision")
     p.add_argument("--out", help="output path (default: calibration/<model>-star); .safetensors + .json")
-    p.set_defaults(run=cmd_calibrate, param=[], macs=None)
+    p.set_defaults(run=cmd_calibrate)
 
     from vitprune.sweep import add_sweep_arguments
     from vitprune.viz.cli import add_visualize_arguments

@@ -73,10 +73,12 @@ def method_config(args: argparse.Namespace) -> dict:
     return config
 
 
-def build_model(args: argparse.Namespace):
-    """The model the options describe, with the method applied; returns (model, dense twin or None)."""
+def build_model(args: argparse.Namespace, with_method: bool = True):
+    """The model the options describe, with ``--method`` applied unless ``with_method`` is False."""
     kwargs = key_values(args.model_kwargs, "--model-kwargs")
     model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
+    if not with_method:
+        return model
     if not args.method:
         if args.param or args.macs is not None:
             raise SystemExit("error: -p/--macs given without --method")
