@@ -12,7 +12,6 @@ import argparse
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -116,8 +115,9 @@ def save_state_dict(
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # A per-process name rather than mkstemp: the file is created with the umask's usual permissions
+    # (mkstemp's 0600 would make shipped weights unreadable to other users).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
