@@ -4,8 +4,9 @@
 
 Rows, all interleaved in one ``compare`` session on random weights (speed and MACs only):
 the dense Swin-T, DIMAP masks at ``--params`` (zeros: theoretical savings, no real speed-up) and
-the structured variant at ``--params`` (whole heads and MLP units removed: a smaller model). A
-last row times scoring + masking ``--score-model`` (Swin-B, 88M parameters), the issue's ≤ 10 s.
+the structured variant at ``--params`` (whole heads and MLP units removed: a smaller model), both
+module-aware (DIMAP's selection) and uniform per block (``scope="layer"``). A last row times
+scoring + masking ``--score-model`` (Swin-B, 88M parameters), the issue's ≤ 10 s.
 """
 
 from __future__ import annotations
@@ -41,13 +42,11 @@ def main() -> None:
     dense = timm.create_model(args.model, img_size=args.img_size).eval()
     masked = copy.deepcopy(dense)
     apply_masks(masked, dimap_masks(masked, params=args.params))
-    structured = copy.deepcopy(dense)
-    shrink(structured, params=args.params)
-    nets = {
-        "dense": dense,
-        f"dimap-masks-{args.params:g}": masked,
-        f"neuron-head-{args.params:g}": structured,
-    }
+    nets = {"dense": dense, f"dimap-masks-{args.params:g}": masked}
+    for scope in ("module", "layer"):
+        structured = copy.deepcopy(dense)
+        shrink(structured, params=args.params, scope=scope)
+        nets[f"neuron-head-{scope}-{args.params:g}"] = structured
 
     x = torch.rand(1, 3, args.img_size, args.img_size)
     speed = compare(nets, args.batch, rounds=args.rounds, runs=args.runs, precision="fp32")

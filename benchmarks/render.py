@@ -1,13 +1,24 @@
-"""Render BENCHMARKS.md from the committed JSON in results/ (no hand-typed numbers)."""
+"""Render BENCHMARKS.md from the committed JSON in results/ (no hand-typed numbers), with the papers'
+own ImageNet figures (papers.json) beside the tables of ours they compare with.
+
+A ``vitprune sweep`` result (its ``sweep.json``, committed as ``results/<name>.json``) is rendered as
+its Markdown table, and its plots are drawn from it into ``results/<name>/`` and linked.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from common import RESULTS
 
 from vitprune.report import table
+from vitprune.sweep_files import markdown
+from vitprune.sweep_plots import write_plots
+
+ROOT = Path(__file__).parent.parent
+PAPERS = Path(__file__).parent / "papers.json"
 
 HEADER = """# Benchmarks
 
@@ -18,6 +29,9 @@ comparable within a table; absolute images/s depend on the machine named.
 
 Acceptance figures (issue 2, DeiT-S 224, CPU fp32, batch 64): the patched model at zero reduction
 keeps >= 97% of unpatched throughput; ToMe r=13 reaches >= 0.9 x its MACs ratio (>= 1.53x).
+
+Sections headed **Reported by the paper, not measured by us** come from `benchmarks/papers.json`,
+each with the paper and table it cites. {about}
 """
 
 
@@ -29,12 +43,16 @@ def columns(rows: list[dict]) -> list[str]:
     return list(seen)
 
 
+def machine_line(m: dict) -> str:
+    threads = f"{m['threads']} thread" + ("" if m["threads"] == 1 else "s")
+    return f"{m['device']}, {threads}, torch {m['torch']}, timm {m['timm']}, {m['date']}."
+
+
 def section(data: dict) -> str:
-    m = data["machine"]
     lines = [
         f"## {data['benchmark']}: {data['model']}",
         "",
-        f"{m['device']}, {m['threads']} threads, torch {m['torch']}, timm {m['timm']}, {m['date']}.",
+        machine_line(data["machine"]),
         "",
         table(data["rows"], columns(data["rows"])),
         "",
@@ -45,14 +63,68 @@ def section(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parts = [HEADER]
-    for path in sorted(RESULTS.glob("*.json")):
-        data = json.loads(path.read_text())
-        if "rows" in data and "machine" in data:
+def link(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, as a Markdown link target."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def sweep_section(name: str, data: dict, results: Path, root: Path) -> str:
+    """A committed sweep: its table (with the command) and its plots, redrawn from the JSON."""
+    plots = write_plots(results / name, data)
+    lines = [
+        f"## {name}: {data['model']} on {data['data']}",
+        "",
+        machine_line(data["machine"]),
+        "",
+        markdown(data),
+        f"Committed as `{link(results / f'{name}.json', root)}` (the sweep's `sweep.json`); render.py "
+        "draws the plots from it.",
+        "",
+        *[f"![{p.stem.replace('_', ' ')}]({link(p, root)})" for p in plots],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def paper_section(entry: dict) -> str:
+    """One table of a paper's own figures, headed as such and naming its source."""
+    lines = [
+        f"### Reported by the paper, not measured by us: {entry['title']}",
+        "",
+        f"{entry['paper']}. Source: {entry['source']}.",
+        "",
+        table(entry["rows"], columns(entry["rows"])),
+        "",
+        *([entry["notes"], ""] if entry.get("notes") else []),
+    ]
+    return "\n".join(lines)
+
+
+def render(results: Path, papers: dict, root: Path) -> str:
+    """BENCHMARKS.md: our result tables in file order, each followed by the papers' tables that
+    name it first in their ``beside`` list; papers' tables with none of theirs present come last."""
+    loaded = [(path.stem, json.loads(path.read_text())) for path in sorted(results.glob("*.json"))]
+    loaded = [(name, data) for name, data in loaded if "rows" in data and "machine" in data]
+    names = [name for name, _ in loaded]
+    homes: dict[str | None, list[dict]] = {}
+    for entry in papers["tables"]:
+        homes.setdefault(next((b for b in entry["beside"] if b in names), None), []).append(entry)
+    parts = [HEADER.format(about=papers["about"])]
+    for name, data in loaded:
+        if data.get("benchmark") == "sweep":
+            parts.append(sweep_section(name, data, results, root))
+        else:
             parts.append(section(data))
-    out = Path(__file__).parent.parent / "BENCHMARKS.md"
-    out.write_text("\n".join(parts))
+        parts += [paper_section(entry) for entry in homes.get(name, [])]
+    if None in homes:
+        parts.append("## Papers' figures without a table of ours beside them yet\n")
+        parts += [paper_section(entry) for entry in homes[None]]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    out = ROOT / "BENCHMARKS.md"
+    out.write_text(render(RESULTS, json.loads(PAPERS.read_text()), ROOT))
     print(out)
 
 

@@ -120,6 +120,7 @@ def test_cli_run_prune_writes_and_summarises(tmp_path):
         (["--params", "0.5", "--modules", "qkv,attn"], "allowed: qkv, proj, mlp"),
         (["--pattern", "2:4", "--params", "0.5"], "fixes the sparsity"),
         (["--structure", "neuron-head", "--macs", "0.5"], "takes --params only"),
+        (["--structure", "neuron-head", "--params", "0.5", "--scope", "model"], "--scope model"),
     ],
 )
 def test_cli_bad_options_raise_and_write_nothing(tmp_path, argv, words):

@@ -77,6 +77,22 @@ def test_shrink_removes_the_requested_share_per_module():
     assert attn.qkv.out_features == 3 * attn.num_heads * 24  # stage 3: width 192, 8 heads of 24
 
 
+def test_layer_scope_removes_the_same_share_of_every_block_weakest_first():
+    model = tiny_swin()
+    units = collect_units(model)
+    sizes = shrink(model, 0.5, scope="layer")
+    for u in units:
+        count = u.energy.numel()
+        kept = sizes[u.block].get("num_heads", sizes[u.block].get("hidden"))
+        assert kept == count - min(round(0.5 * count), count - 1)
+    mlp = next(u for u in units if u.kind == "neuron")
+    block = dict(model.named_modules())[mlp.block]
+    survivors = mlp.energy.topk(block.fc1.out_features).indices.sort().values
+    original = tiny_swin()  # same seed: the weights before shrinking
+    rows = dict(original.named_modules())[mlp.block].fc1.weight[survivors]
+    assert torch.equal(block.fc1.weight, rows)
+
+
 def test_reloaded_shrunk_model_is_identical(tmp_path):
     model, x = tiny_swin(), tiny_images()
     sizes = shrink(model, 0.4)
@@ -96,6 +112,8 @@ def test_bad_structured_requests_raise():
         shrink(tiny_swin(), 0.5, modules=("qkv", "mlp"))
     with pytest.raises(ValueError, match="params=1"):
         shrink(tiny_swin(), 1)
+    with pytest.raises(ValueError, match="unknown scope 'model'"):
+        shrink(tiny_swin(), 0.5, scope="model")
     with pytest.raises(ValueError, match="unknown structure"):
         shrink(tiny_swin(), 0.5, structure="channels")
 

@@ -14,7 +14,9 @@ from vitprune.data import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split, resolve_root
 from vitprune.measure import macs
 from vitprune.sweep import SweepSettings, add_sweep_arguments, sweep, write_reports
+from vitprune.sweep_files import markdown
 from vitprune.sweep_measure import accuracy_and_macs
+from vitprune.sweep_plots import label
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +101,7 @@ def test_unreachable_target_is_recorded(dense, data, tmp_path):
     payload = sweep(dense, data, settings(methods=["ppt"], macs=[0.05]), tmp_path, progress=False)
     assert payload["rows"][1]["status"] == "unreachable"
     assert "out of reach" in payload["rows"][1]["error"]
+    assert f"Unreachable targets: ppt at 0.05: {payload['rows'][1]['error']}." in markdown(payload)
 
 
 def test_reports_and_plots(dense, data, tmp_path):
@@ -115,6 +118,7 @@ def test_reports_and_plots(dense, data, tmp_path):
     csv_lines = (tmp_path / "sweep.csv").read_text().splitlines()
     assert csv_lines[0].startswith("method,macs_target,status,setting,top1") and len(csv_lines) == 4
     assert "| tome | 0.7 |" in (tmp_path / "sweep.md").read_text()
+    assert [label(m) for m in ("tome", "sait")] == ["ToMe baseline", "SaiT (reconstructed)"]  # legend
 
 
 def test_macs_are_those_of_the_evaluated_images(dense, data):

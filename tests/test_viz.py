@@ -2,6 +2,7 @@
 
 import argparse
 
+import numpy as np
 import pytest
 import torch
 from conftest import fmnist_like
@@ -10,7 +11,7 @@ import vitprune
 from vitprune.data.fashion_mnist import has_split, resolve_root
 from vitprune.tokens.state import TokenState, keep_count
 from vitprune.viz import DROPPED, patch_groups, record_token_maps, save_token_maps
-from vitprune.viz.render import row_label
+from vitprune.viz.render import LIFT, boundaries, cell_image, row_label, to_display
 
 PATCHES = 49  # 28×28 images in 4×4 patches
 
@@ -34,6 +35,18 @@ def test_groups_from_a_handmade_state():
         1, torch.tensor([[0, 1, 4, 2]]), source=source, valid=torch.tensor([[1, 1, 1, 0]]).bool()
     )
     assert patch_groups(state).tolist() == [[1, DROPPED, 1, 2]]
+
+
+def test_dropped_patches_drawn_black_merged_ones_in_their_mean_colour():
+    # a 4×4 image in 2×2 patches of grey levels 0, 0.2, 0.6, 1.0 (lifted so only dropped is black)
+    levels = np.array([[0.0, 0.2], [0.6, 1.0]], dtype=np.float32).repeat(2, 0).repeat(2, 1)
+    image = to_display(levels[None, None])[0]
+    drawn = cell_image(image, np.array([0, DROPPED, 2, 2]), (2, 2))
+    assert (drawn[:2, 2:] == 0).all()  # the dropped patch (top right) is black
+    assert (drawn[:2, :2] == image[:2, :2]).all() and image[0, 0, 0] == pytest.approx(LIFT)  # kept as is
+    assert np.allclose(drawn[2:], (image[2, 0] + image[2, 2]) / 2)  # merged: one mean colour
+    # outlines between different tokens, none between two dropped patches
+    assert len(boundaries(np.array([DROPPED, DROPPED, 0, 1]), (2, 2), (2, 2))) == 3
 
 
 def test_pruned_patches_are_dropped_not_group_zero():

@@ -1,12 +1,16 @@
-"""``make demo``: every landed token method on the shipped ``fmnist-vit``, side by side.
+"""``make demo``: every landed token method on the shipped ``fmnist-vit``, side by side, then DIMAP
+weight pruning on the shipped ``fmnist-swin`` (skipped with a note while that model is not shipped).
 
 A small sweep (each method solved for a few MACs targets, measured against the dense model: top-1/
 top-5, GMACs from the token counts really used, images/s and batch-1 latency interleaved with the
 dense model), its table, Pareto plots, and token maps of 8 test images per method. STAR uses the
-offline prior shipped beside the model (or calibrates one on a few training images). Accuracy is
-measured on the first ``--limit`` test images to stay within a few minutes on a 2-core CPU; the
-header of the table says how many. Torch runs on one thread by default: the model is tiny, and
-one thread keeps the timing steady when anything else shares the machine. Outputs go to ``demo_out/``.
+offline prior shipped beside the model (or calibrates one on a few training images). DIMAP prunes
+``fmnist-swin`` one-shot (module scope, no fine-tuning) at 30% and 50% of its prunable weights, next
+to uniform magnitude pruning at 50% (the paper's Table 3 baseline). Accuracy is measured on the
+first ``--limit`` (sweep) and ``--dimap-images`` (DIMAP) test images to stay within a few minutes on
+a 2-core CPU; the output says how many. Torch runs on one thread by default: the models are tiny,
+and one thread keeps the timing steady when anything else shares the machine. Outputs go to
+``demo_out/``; ``--limit 200 --dimap-images 200`` is a quick check of the whole path.
 """
 
 from __future__ import annotations
@@ -23,16 +27,23 @@ import vitprune
 from vitprune import zoo
 from vitprune.calibrate.artifact import save_calibration
 from vitprune.calibrate.star import calibrate_star, calibration_images
-from vitprune.data import build_dataset
+from vitprune.data import build_dataset, build_loader
 from vitprune.data.fashion_mnist import CLASSES
+from vitprune.measure.evaluate import evaluate
 from vitprune.report import table
-from vitprune.sweep import SweepSettings, sweep, write_reports
+from vitprune.sweep import SweepSettings, machine, sweep, write_reports
 from vitprune.sweep_files import flat_rows
+from vitprune.train.atomic import json_bytes, write_bytes
 from vitprune.viz import save_token_maps
+from vitprune.weights import apply_masks, dimap_masks
+from vitprune.weights.counting import example_images
+from vitprune.weights.report import THEORETICAL, totals
 
 MODEL = "fmnist-vit"
+SWIN = "fmnist-swin"
 METHODS = ("tome", "evit", "ppt", "star", "sait")
 TARGETS = (0.8, 0.65, 0.5)
+DIMAP_FRACTIONS = (0.3, 0.5)  # of the prunable weights (qkv, proj, fc1, fc2), removed
 STAR_IMAGES = 32  # the paper calibrates on 192; a few are enough for a demo and take seconds
 MAP_IMAGES = 8
 SHOWN = [
@@ -48,14 +59,13 @@ SHOWN = [
 ]
 
 
-def star_prior(dense: nn.Module, out: Path) -> Path:
-    """The calibration shipped with the model (192 images), else one made now on a few training images."""
-    shipped = zoo.ZOO_DIR / "calibration" / f"{MODEL}-star.safetensors"
-    if shipped.exists():
-        return shipped
+def star_prior(dense: nn.Module, name: str, out: Path) -> str:
+    """The calibration shipped with ``name`` (by name), else one made now on a few training images."""
+    if (zoo.ZOO_DIR / "calibration" / f"{name}-star.safetensors").exists():
+        return name
     images = calibration_images(build_dataset("fashion-mnist", "train", dense), STAR_IMAGES)
-    calibration = calibrate_star(dense, images, dtype=torch.float32, progress=False, meta={"model": MODEL})
-    return save_calibration(calibration, out / "star-prior")
+    calibration = calibrate_star(dense, images, dtype=torch.float32, progress=False, meta={"model": name})
+    return str(save_calibration(calibration, out / "star-prior"))
 
 
 def token_maps(dense: nn.Module, settings: SweepSettings, target: float, out: Path) -> list[Path]:
@@ -74,16 +84,14 @@ def token_maps(dense: nn.Module, settings: SweepSettings, target: float, out: Pa
 
 def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS) -> None:
     """Sweep, tables, plots and token maps of ``dense`` (called ``name``) into ``out``; print them."""
-    start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     methods = [m for m in METHODS if m in vitprune.methods()]
-    prior = star_prior(dense, out) if "star" in methods else None
     settings = SweepSettings(
         model=name,
         methods=methods,
         macs=list(targets),
         limit=limit,
-        star_prior=str(prior) if prior else None,
+        star_prior=star_prior(dense, name, out) if "star" in methods else None,
         threads=torch.get_num_threads(),
     )
     test = build_dataset(settings.data, "test", dense)
@@ -92,9 +100,10 @@ def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS
     maps = token_maps(dense, settings, min(targets), out)
     n = payload["rows"][0]["n"]
     print(
-        f"\n{name} on Fashion-MNIST: top-1/top-5 (%) on the first {n} of {len(test)} test images "
-        f"(a subset, to keep the demo short); CPU fp32, torch threads: {torch.get_num_threads()}, "
-        f"images/s at batch {settings.batch}, latency at batch 1, speedup against dense measured alongside.\n"
+        f"\n{name} on Fashion-MNIST, methods applied without fine-tuning: top-1/top-5 (%) on the first "
+        f"{n} of {len(test)} test images (a subset, to keep the demo short); CPU fp32, torch threads: "
+        f"{torch.get_num_threads()}, images/s at batch {settings.batch}, latency at batch 1, speedup "
+        f"against dense measured alongside.\n"
     )
     print(table(flat_rows(payload), SHOWN))
     print(f"\nplots: {', '.join(reports['plots'])}")
@@ -102,13 +111,73 @@ def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS
         f"token maps ({MAP_IMAGES} test images, at {min(targets):g}× dense MACs): {', '.join(map(str, maps))}"
     )
     print(f"tables: {reports['markdown']}, {reports['csv']}, {reports['json']}")
-    print(f"demo wall time: {time.perf_counter() - start:.0f} s")
+
+
+def dimap_rows(dense: nn.Module, loader, fractions=DIMAP_FRACTIONS) -> list[dict]:
+    """Dense, DIMAP (module scope) at each fraction removed, uniform magnitude at the largest."""
+    images = example_images(dense)
+    base = totals(dense, images)
+    variants = [("dense", None, "")] + [("DIMAP", f, "module") for f in fractions]
+    variants.append(("uniform magnitude", max(fractions), "layer"))
+    rows = []
+    for label, fraction, scope in variants:
+        model = dense
+        if fraction is not None:
+            model = apply_masks(copy.deepcopy(dense), dimap_masks(dense, params=fraction, scope=scope))
+        metrics = evaluate(model, loader, progress=False)
+        counts = totals(model, images)
+        rows.append(
+            {
+                "model": label if fraction is None else f"{label} {fraction:.0%}",
+                "scope": scope,
+                "prunable_removed": fraction or 0.0,
+                "top1": metrics["top1"],
+                "top5": metrics["top5"],
+                "nonzero_params": counts["nonzero_params"],
+                "params_ratio": counts["nonzero_params"] / base["nonzero_params"],
+                "gmacs_theoretical": counts["theoretical_macs"] / 1e9,
+                "macs_ratio": counts["theoretical_macs"] / base["theoretical_macs"],
+            }
+        )
+    return rows
+
+
+def run_dimap(out: Path, images: int) -> None:
+    """One-shot DIMAP on the shipped ``fmnist-swin``, or a one-line note while it is not shipped."""
+    if SWIN not in zoo.names():
+        print(f"\nDIMAP: skipped, the zoo has no {SWIN!r} yet (shipped: {', '.join(zoo.names()) or 'none'}).")
+        return
+    dense = zoo.load(SWIN)
+    test = build_dataset("fashion-mnist", "test", dense)
+    n = min(images, len(test))
+    rows = dimap_rows(dense, build_loader(test, 250, sampler=range(n)))
+    notes = (
+        f"{SWIN}, one-shot weight pruning without fine-tuning; top-1/top-5 (%) on the first {n} of "
+        f"{len(test)} test images (a subset, to keep the demo short). Parameters and MACs are "
+        f"nonzero-aware, {THEORETICAL}."
+    )
+    payload = {
+        "benchmark": "demo_dimap",
+        "model": SWIN,
+        "command": f"-m vitprune.demo --dimap-images {images}",
+        "machine": machine(),
+        "notes": notes,
+        "rows": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes(out / "dimap.json", json_bytes(payload))
+    print(f"\nDIMAP (He et al., ICLR 2024) on {notes}\n")
+    print(table(rows))
+    print(f"\ntable: {out / 'dimap.json'}")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m vitprune.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="demo_out", help="output directory (default: %(default)s)")
-    ap.add_argument("--limit", type=int, default=5000, help="test images evaluated (default: %(default)s)")
+    ap.add_argument("--limit", type=int, default=5000, help="test images in the sweep (default: %(default)s)")
+    ap.add_argument(
+        "--dimap-images", type=int, default=2000, help="test images for DIMAP (default: %(default)s)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     args = ap.parse_args(argv)
     if MODEL not in zoo.names():
@@ -116,8 +185,11 @@ def main(argv: list[str] | None = None) -> None:
             f"demo: the zoo model {MODEL!r} is not shipped in this checkout yet "
             f"(shipped: {zoo.names() or 'none'}); it is added with `python -m vitprune.zoo.publish`."
         )
+    start = time.perf_counter()
     torch.set_num_threads(args.threads)
     run_demo(zoo.load(MODEL), MODEL, Path(args.out), args.limit)
+    run_dimap(Path(args.out), args.dimap_images)
+    print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

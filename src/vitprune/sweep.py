@@ -87,12 +87,22 @@ def method_config(method: str, settings: SweepSettings) -> dict:
     return {}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     """Where the sweep ran (speed numbers only compare on the same machine)."""
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    cpu = cpu_name()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU: {cpu}"
     return {
         "device": device,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "timm": timm.__version__,

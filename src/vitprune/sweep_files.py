@@ -57,21 +57,28 @@ def _columns(rows: list[dict]) -> list[str]:
 
 
 def write_tables(out: Path, payload: dict) -> tuple[Path, Path]:
-    """Write ``sweep.csv`` and ``sweep.md`` (a Markdown table under a one-line description)."""
+    """Write ``sweep.csv`` and ``sweep.md`` (see :func:`markdown`)."""
     rows = flat_rows(payload)
-    columns = _columns(rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, _columns(rows), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     csv_path, md_path = out / CSV_NAME, out / MD_NAME
     write_bytes(csv_path, buffer.getvalue().encode())
-    text = f"{describe(payload)}\n\n{table(rows, columns)}\n"
+    write_bytes(md_path, markdown(payload).encode())
+    return csv_path, md_path
+
+
+def markdown(payload: dict) -> str:
+    """The sweep as Markdown: what was measured, the table, any notes and the command."""
+    rows = flat_rows(payload)
+    text = f"{describe(payload)}\n\n{table(rows, _columns(rows))}\n"
+    unreachable = [f"{r['method']} at {r['macs_target']:g}: {r['error']}" for r in rows if r.get("error")]
+    if unreachable:
+        text += "\nUnreachable targets: " + "; ".join(unreachable) + ".\n"
     if payload.get("notes"):
         text += f"\n{payload['notes']}\n"
-    text += f"\nReproduce: `{payload['command']}`\n"
-    write_bytes(md_path, text.encode())
-    return csv_path, md_path
+    return text + f"\nReproduce: `{payload['command']}`\n"
 
 
 def describe(payload: dict) -> str:
@@ -80,7 +87,14 @@ def describe(payload: dict) -> str:
     images = (
         f"the first {s['limit']} {s['split']} images" if s.get("limit") else f"the full {s['split']} split"
     )
-    line = f"Sweep of {payload['model']} on {payload['data']}: top-1/top-5 (%) on {images}, GMACs per image"
+    line = (
+        f"Sweep of {payload['model']} on {payload['data']}, every method applied as it is (no fine-tuning): "
+        f"top-1/top-5 (%) on {images}, GMACs per image from the token counts really used"
+    )
     if s.get("speed"):
-        line += f"; images/s at batch {s['batch']} and batch-1 latency, interleaved with the dense model"
+        m = payload.get("machine", {})
+        line += (
+            f"; images/s at batch {s['batch']} and batch-1 latency (ms), fp32 on {m.get('device', '?')} "
+            f"with {m.get('threads', '?')} torch thread(s), interleaved with the dense model"
+        )
     return line + "."

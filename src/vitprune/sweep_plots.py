@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+import vitprune
+
 GMACS_PNG, THROUGHPUT_PNG = "accuracy_vs_gmacs.png", "accuracy_vs_throughput.png"
 MARKERS = "osD^vP<>Xh"
+COLORS = [f"C{i}" for i in range(10)]  # matplotlib's default cycle, fixed per method across plots
+LABEL_CHARS = 80  # wrap axis labels longer than this
+
+
+def label(method: str) -> str:
+    """The legend name of ``method``: its summary's lead, e.g. ``SaiT (reconstructed)``."""
+    return vitprune.methods().get(method, method).split(":")[0]
 
 
 def _points(rows: list[dict], x_of) -> dict[str, list[tuple[float, float]]]:
@@ -21,25 +31,46 @@ def _points(rows: list[dict], x_of) -> dict[str, list[tuple[float, float]]]:
     return {method: [(x, y) for _, x, y in sorted(points)] for method, points in lines.items()}
 
 
-def _plot(lines: dict, xlabel: str, title: str, path: Path, ylabel: str) -> Path:
-    fig = Figure(figsize=(7, 5))
+def _plot(lines: dict, order: list[str], xlabel: str, title: str, path: Path, ylabel: str) -> Path:
+    fig = Figure(figsize=(7.5, 5.2))
     ax = fig.subplots()
     dense = lines.pop("dense", None)
-    for i, (method, points) in enumerate(sorted(lines.items())):
+    for method, points in lines.items():
+        i = order.index(method)
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], label=method, linewidth=1.5, markersize=5)
+        ax.plot(
+            xs,
+            ys,
+            marker=MARKERS[i % len(MARKERS)],
+            color=COLORS[i % len(COLORS)],
+            label=label(method),
+            linewidth=1.5,
+            markersize=6,
+        )
     if dense:
         x, y = dense[0]
-        ax.plot([x], [y], marker="*", color="black", markersize=15, linestyle="none", label="dense")
+        ax.plot([x], [y], marker="*", color="black", markersize=16, linestyle="none", label="dense")
         ax.axhline(y, color="black", linewidth=0.7, linestyle=":")
-        ax.annotate("dense", (x, y), textcoords="offset points", xytext=(-8, 8), ha="right", fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+        xs = [px for points in lines.values() for px, _ in points]
+        right = not xs or x < (min(xs) + max(xs)) / 2  # label on the side away from the plot's edge
+        ax.annotate(
+            "dense",
+            (x, y),
+            textcoords="offset points",
+            xytext=(10, 6) if right else (-10, 6),
+            ha="left" if right else "right",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+        )
+    ax.set_xlabel(textwrap.fill(xlabel, LABEL_CHARS), fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=10)
+    ax.set_title(textwrap.fill(title, LABEL_CHARS), fontsize=10)
+    ax.tick_params(labelsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(title="method", fontsize=9)
+    ax.margins(x=0.06, y=0.08)
+    ax.legend(title="method", fontsize=9, title_fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     return path
 
 
@@ -52,10 +83,13 @@ def write_plots(out: Path, payload: dict) -> list[Path]:
     s = payload["settings"]
     images = f"first {s['limit']} {s['split']} images" if s.get("limit") else f"{s['split']} split"
     ylabel = f"top-1 accuracy (%), {images}"
-    title = f"{payload['model']} on {payload['data']}"
+    title = f"{payload['model']} on {payload['data']}: every method applied as is, no fine-tuning"
+    order = list(dict.fromkeys(row["method"] for row in payload["rows"] if row["method"] != "dense"))
+    out.mkdir(parents=True, exist_ok=True)
     paths = [
         _plot(
             _points(payload["rows"], lambda r: r.get("gmacs")),
+            order,
             "GMACs per image (from the token counts really used)",
             title,
             out / GMACS_PNG,
@@ -68,7 +102,8 @@ def write_plots(out: Path, payload: dict) -> list[Path]:
         paths.append(
             _plot(
                 throughput,
-                f"throughput (images/s, batch {s['batch']}, {machine.get('device', 'CPU')}, "
+                order,
+                f"throughput (images/s at batch {s['batch']}, {machine.get('device', 'CPU')}, "
                 f"{_threads(machine.get('threads'))}, fp32)",
                 title,
                 out / THROUGHPUT_PNG,

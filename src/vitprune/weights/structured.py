@@ -15,6 +15,11 @@ real speed-up. Here the same data-free, module-aware scoring picks whole units i
 
 ``params`` is the fraction of the prunable weights (qkv + proj for heads, fc1 + fc2 for units)
 removed. Heads need both ``qkv`` and ``proj`` in ``modules``; units need ``mlp``.
+
+``scope="layer"`` is the uniform ablation: every block loses the same share of its heads and of
+its hidden units (weakest energy first). On Swin this matters for speed: the module-aware score
+removes most from the last stage, which holds most weights but few MACs, while the uniform cut
+removes MACs in proportion to weights.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from vitprune.weights.resize import check_attention, check_mlp, keep_heads, keep
 from vitprune.weights.scores import rank
 
 STRUCTURES = ("neuron-head",)
+STRUCTURED_SCOPES = ("module", "layer")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,17 @@ def collect_units(model: nn.Module, modules=MODULES) -> list[Units]:
     return heads + [neuron_units(blocks[name], name) for name in mlps]
 
 
+def select_uniform(units: list[Units], fraction: float) -> dict[str, Tensor]:
+    """Sorted indices of the units kept in each block: round(fraction · units) weakest removed, one kept."""
+    kept = {}
+    for u in units:
+        count = u.energy.numel()
+        removed = min(round(fraction * count), count - 1)
+        order = rank(u.energy).order  # strongest first
+        kept[u.block] = order[: count - removed].sort().values
+    return kept
+
+
 def select(units: list[Units], fraction: float) -> dict[str, Tensor]:
     """Sorted indices of the units kept in each block, removing ``fraction`` of each module's weights."""
     kept = {u.block: torch.arange(u.energy.numel()) for u in units}
@@ -104,18 +121,23 @@ def select(units: list[Units], fraction: float) -> dict[str, Tensor]:
 
 
 def shrink(
-    model: nn.Module, params: float, structure: str = "neuron-head", modules=MODULES
+    model: nn.Module, params: float, structure: str = "neuron-head", modules=MODULES, scope: str = "module"
 ) -> dict[str, dict]:
     """Remove whole heads and hidden units in place; returns the kept sizes per block.
+
+    ``scope`` is ``"module"`` (module-aware, the default) or ``"layer"`` (the same share per block).
 
     The returned ``{block: {"num_heads": n} | {"hidden": n}}`` is what ``structure.json`` records
     and :func:`vitprune.weights.resize.apply_structure` replays on a stock model.
     """
     if structure not in STRUCTURES:
         raise ValueError(f"unknown structure {structure!r}; allowed: {', '.join(STRUCTURES)}")
+    if scope not in STRUCTURED_SCOPES:
+        allowed = ", ".join(STRUCTURED_SCOPES)
+        raise ValueError(f"unknown scope {scope!r} for structured pruning; allowed: {allowed}")
     fraction = check_fraction("params", params)
     units = collect_units(model, modules)
-    kept = select(units, fraction)
+    kept = select(units, fraction) if scope == "module" else select_uniform(units, fraction)
     blocks = dict(model.named_modules())
     sizes = {}
     for u in units:

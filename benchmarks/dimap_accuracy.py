@@ -1,0 +1,99 @@
+"""DIMAP one-shot accuracy on a trained model: module-aware thresholds (the paper) against one
+global threshold (``--scope model``) and uniform per-layer magnitude (``--scope layer``), at
+several fractions of the prunable weights removed, no fine-tuning (the paper's Table 3 shape).
+
+    .venv/bin/python benchmarks/dimap_accuracy.py --name dimap_fmnist --model fmnist-swin \\
+        --params 0.2,0.3,0.4,0.5 --runs "DIMAP 0.5 + 2 epochs fixed-mask FT=runs/dimap-ft"
+
+Rows: the dense model, then every (scope, fraction) pair, then the structured neuron-head variant
+at each fraction with ``--structured`` (whole MLP units and heads removed: a smaller model;
+module-aware and uniform per block), then ``--runs`` (models
+trained with ``vitprune train``, e.g. fixed-mask fine-tunes). Full Fashion-MNIST test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import sys
+
+import torch
+from common import machine, write_json
+
+from vitprune.data import build_dataset, build_loader
+from vitprune.measure.evaluate import evaluate
+from vitprune.models import load_model
+from vitprune.train import load_trained
+from vitprune.weights import apply_masks, dimap_masks, nonzero_macs, nonzero_params, shrink
+
+SCOPES = ("module", "layer", "model")
+
+
+def measure(label: str, model, loader, dense: dict, image: torch.Tensor, **extra) -> dict:
+    metrics = evaluate(model, loader, progress=False)
+    params = nonzero_params(model)
+    gmacs = nonzero_macs(model, image) / 1e9
+    row = {
+        "model": label,
+        **extra,
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "top1_drop": (dense["top1"] - metrics["top1"]) if dense else 0.0,
+        "nonzero_params": params,
+        "params_ratio": params / dense["nonzero_params"] if dense else 1.0,
+        "gmacs_theoretical": gmacs,
+        "macs_ratio": gmacs / dense["gmacs_theoretical"] if dense else 1.0,
+    }
+    print(row, flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--model", default="fmnist-swin")
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--params", default="0.2,0.3,0.4,0.5", help="fractions of prunable weights removed")
+    ap.add_argument("--structured", action="store_true", help="also the neuron-head variant per fraction")
+    ap.add_argument("--runs", nargs="*", default=[], metavar="LABEL=DIR", help="trained runs to evaluate too")
+    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    args = ap.parse_args()
+    fractions = [float(v) for v in args.params.split(",")]
+
+    dense_model = load_model(args.model)
+    test = build_dataset(args.data, "test", dense_model)
+    if args.limit:
+        test = torch.utils.data.Subset(test, range(args.limit))
+    loader = build_loader(test, 250)
+    image = test[0][0][None]
+    dense = measure("dense", dense_model, loader, {}, image)
+    rows = [dense]
+    for fraction in fractions:
+        for scope in SCOPES:
+            model = copy.deepcopy(dense_model)
+            apply_masks(model, dimap_masks(model, params=fraction, scope=scope))
+            label = f"{scope} {fraction:g}"
+            rows.append(measure(label, model, loader, dense, image, scope=scope, params=fraction))
+        for scope in ("module", "layer") if args.structured else ():
+            model = copy.deepcopy(dense_model)
+            shrink(model, params=fraction, scope=scope)
+            kind = f"neuron-head {scope}"
+            label = f"{kind} {fraction:g}"
+            rows.append(measure(label, model, loader, dense, image, scope=kind, params=fraction))
+    for entry in args.runs:
+        label, _, path = entry.rpartition("=")
+        rows.append(measure(label or path, load_trained(path), loader, dense, image, scope="fine-tuned"))
+    payload = {
+        "benchmark": args.name,
+        "model": args.model,
+        "command": shlex.join(["benchmarks/dimap_accuracy.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "test_images": len(test),
+        "rows": rows,
+    }
+    print(write_json(args.name, payload))
+
+
+if __name__ == "__main__":
+    main()

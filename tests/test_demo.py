@@ -1,0 +1,54 @@
+"""The demo's DIMAP section: run on the shipped fmnist-swin when the zoo has it, a one-line note
+otherwise; the STAR prior shipped beside a zoo model is used by name (a portable command)."""
+
+import json
+
+import pytest
+import torch
+from test_dimap import tiny_swin
+
+from vitprune import demo, zoo
+from vitprune.data.fashion_mnist import has_split, resolve_root
+from vitprune.weights.scores import one_thread
+
+needs_fmnist = pytest.mark.skipif(not has_split(resolve_root(), "test"), reason="Fashion-MNIST not installed")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def test_dimap_skipped_with_a_note_without_fmnist_swin(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit"])
+    demo.run_dimap(tmp_path, 100)
+    out = capsys.readouterr().out.strip()
+    assert out == "DIMAP: skipped, the zoo has no 'fmnist-swin' yet (shipped: fmnist-vit)."
+    assert not (tmp_path / "dimap.json").exists()
+
+
+@needs_fmnist
+def test_dimap_section_on_the_zoo_swin(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-swin", "fmnist-vit"])
+    monkeypatch.setattr(zoo, "load", lambda name: tiny_swin() if name == "fmnist-swin" else None)
+    demo.run_dimap(tmp_path, 40)
+    out = capsys.readouterr().out
+    assert "first 40 of 10000 test images (a subset" in out and "theoretical" in out
+
+    payload = json.loads((tmp_path / "dimap.json").read_text())
+    rows = {row["model"]: row for row in payload["rows"]}
+    assert list(rows) == ["dense", "DIMAP 30%", "DIMAP 50%", "uniform magnitude 50%"]
+    assert [rows[m]["scope"] for m in rows] == ["", "module", "module", "layer"]
+    dense, half = rows["dense"], rows["DIMAP 50%"]
+    assert dense["params_ratio"] == 1.0 and dense["macs_ratio"] == 1.0
+    assert rows["DIMAP 30%"]["nonzero_params"] > half["nonzero_params"]
+    assert half["nonzero_params"] == rows["uniform magnitude 50%"]["nonzero_params"]  # same budget
+    assert 0.4 < half["params_ratio"] < 0.6  # prunable weights are most of the model
+    assert half["macs_ratio"] < 1.0 and half["gmacs_theoretical"] < dense["gmacs_theoretical"]
+    assert all(0 <= row["top1"] <= 100 for row in rows.values())
+
+
+def test_star_prior_shipped_with_the_model_is_named(tmp_path):
+    assert (zoo.ZOO_DIR / "calibration" / "fmnist-vit-star.safetensors").exists()
+    assert demo.star_prior(torch.nn.Identity(), "fmnist-vit", tmp_path) == "fmnist-vit"
