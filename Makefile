@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench setup fuzz
 
 setup: $(STAMP) $(FMNIST)
 
@@ -36,3 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/speed.py --name foundation_cpu r0=tome:r=0 tome:r=13 evit:macs=2.7027G
 	$(BIN)/python benchmarks/speed.py --name ppt_cpu ppt:r=50,threshold=7e-5 tome:macs=2.941G
 	$(BIN)/python benchmarks/render.py
+
+# At least 1,000 generated cases per token method; writes the summary table to RELIABILITY.md.
+fuzz: setup
+	$(BIN)/python tools/fuzz.py --cases 2000

@@ -124,7 +124,9 @@ def render(results: Path, papers: dict, root: Path) -> str:
 
 def main() -> None:
     out = ROOT / "BENCHMARKS.md"
-    out.write_text(render(RESULTS, json.loads(PAPERS.read_text()), ROOT))
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(render(RESULTS, json.loads(PAPERS.read_text()), ROOT))
+    os.replace(tmp, out)
     print(out)
 
 

@@ -6,7 +6,8 @@
 Each positional argument is ``[label=]method[:key=value,...]``. For every precision the script
 times batch ``--batch`` (throughput) and batch 1 (latency) for the unpatched model and each
 configuration, rotating the order every round and keeping the median. Random weights: speed and
-MACs only. On a GPU machine pass ``--device cuda --batch 256`` (the papers' setting).
+MACs only (per-image MACs averaged over 8 random images, for the input-adaptive methods). On a
+GPU machine pass ``--device cuda --batch 256`` (the papers' setting).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main() -> None:
     nets = {"unpatched": dense}
     for label, method, config in map(parse_config, args.configs):
         nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
-    x = torch.rand(1, 3, 224, 224, device=args.device)
+    x = torch.rand(8, 3, 224, 224, device=args.device)  # adaptive methods: MACs averaged over images
     gmacs = {name: macs(m, x).mean / 1e9 for name, m in nets.items()}
     batches = [(args.batch, 2), (1, args.latency_runs)]
     rows = speed_table(nets, batches, args.precisions.split(","), args.rounds)

@@ -1,8 +1,21 @@
 """Small random-weight timm models covering every supported ViT family."""
 
+import os
+
 import pytest
 import timm
 import torch
+from hypothesis import HealthCheck, settings
+
+from vitprune.weights.scores import one_thread
+
+# `make test` runs a fixed, fast sample of every property test; VITPRUNE_FUZZ=1 runs 1,000 fresh cases each.
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile(
+    "ci", max_examples=25, derandomize=True, deadline=None, database=None, suppress_health_check=_QUIET
+)
+settings.register_profile("fuzz", max_examples=1000, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile("fuzz" if os.environ.get("VITPRUNE_FUZZ") == "1" else "ci")
 
 # name → timm kwargs; tiny sizes keep the suite fast while exercising each family's special parts.
 FAMILIES = {
@@ -19,7 +32,12 @@ def make_model(family: str, depth: int = 4, img_size: int = 64, seed: int = 0) -
     name, kwargs = FAMILIES[family]
     torch.manual_seed(seed)
     model = timm.create_model(name, img_size=img_size, depth=depth, num_classes=10, **kwargs).eval()
-    with torch.no_grad():  # LayerScale starts near zero; randomise it so ignoring it would show.
+    return randomize_scales(model)
+
+
+def randomize_scales(model: torch.nn.Module) -> torch.nn.Module:
+    """LayerScale starts near zero and LayerNorm at identity; randomise both so ignoring them would show."""
+    with torch.no_grad():
         for m in model.modules():
             if hasattr(m, "gamma"):
                 m.gamma.uniform_(0.5, 1.5)
@@ -42,6 +60,14 @@ def fmnist_like(seed: int = 0, depth: int = 4) -> torch.nn.Module:
         in_chans=1,
         num_classes=10,
     ).eval()
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module of tiny models: thread start-up would dominate, and other jobs
+    may share the machine."""
+    with one_thread():
+        yield
 
 
 @pytest.fixture(params=sorted(FAMILIES))

@@ -11,6 +11,7 @@ from vitprune.report import table
 from vitprune.train.atomic import json_bytes, write_bytes
 
 JSON_NAME, CSV_NAME, MD_NAME = "sweep.json", "sweep.csv", "sweep.md"
+START_OVER = "use another --out or run without --resume to start over"
 COLUMNS = [
     "method",
     "macs_target",
@@ -29,9 +30,17 @@ COLUMNS = [
 
 
 def read_payload(out: Path) -> dict | None:
-    """The sweep saved in ``out``, or ``None`` when there is none yet."""
+    """The sweep saved in ``out``, or ``None`` when there is none yet; ``ValueError`` if it is unreadable."""
     path = out / JSON_NAME
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read (truncated or corrupt?): {err}; {START_OVER}") from err
+    if not isinstance(payload, dict) or not {"settings", "rows"} <= payload.keys():
+        raise ValueError(f"{path} is not a sweep's results file; {START_OVER}")
+    return payload
 
 
 def write_payload(out: Path, payload: dict) -> Path:

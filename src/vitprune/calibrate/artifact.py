@@ -54,7 +54,10 @@ def read_calibration(path: str | os.PathLike) -> Calibration:
         raise CheckpointError(f"{tensors} is not a readable safetensors file: {err}") from err
     if set(data) != {"prior", "acs"}:
         raise CheckpointError(f"{tensors} is not a STAR calibration (tensors {sorted(data)})")
-    info = json.loads(meta.read_text()) if meta.exists() else {}
+    try:
+        info = json.loads(meta.read_text()) if meta.exists() else {}
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{meta} is not a readable calibration description: {err}") from err
     return Calibration(prior=data["prior"], acs=data["acs"], meta=info)
 
 

@@ -20,8 +20,10 @@ from vitprune.vit import VitSpec
 
 
 def default_layers(depth: int) -> tuple[int, ...]:
-    """Blocks at a quarter, half and three quarters of the depth: 3, 6, 9 for 12 blocks (the paper's)."""
-    return tuple(sorted({round(depth * i / 4) for i in (1, 2, 3)}))
+    """Blocks at a quarter, half and three quarters of the depth: 3, 6, 9 for 12 blocks (the paper's).
+
+    Capped at the last block: round(2 · 3/4) is 2, past the end of a two-block model."""
+    return tuple(sorted({min(round(depth * i / 4), depth - 1) for i in (1, 2, 3)}))
 
 
 def _check_rate(value: object) -> float:
@@ -84,5 +86,8 @@ def build(spec: VitSpec, **config) -> EViT:
                 f"macs={config['macs']!r} is out of reach for evit at layers {list(layers)}: "
                 f"{cost(1e-6) / 1e9:.3f}..{cost(1.0) / 1e9:.3f} GMACs"
             )
-        return EViT({layer: bisect(cost, 1e-6, 1.0, target) for layer in layers}, fuse)
+        rate = bisect(cost, 1e-6, 1.0, target)
+        if cost(rate) >= cost(1.0):  # keeping all but one and fusing that one saves nothing: keep all
+            rate = 1.0
+        return EViT(dict.fromkeys(layers, rate), fuse)
     return EViT(_rates(config.get("keep", 1.0), layers, spec.depth), fuse)

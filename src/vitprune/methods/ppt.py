@@ -76,6 +76,8 @@ class PPT(TokenMethod):
     def reduce(self, layer, x, state, attn):
         p = state.num_prefix
         r = min(self.rs[layer], state.num_patches // 2)
+        if r == 0:  # a single patch left: nothing to remove, and its score variance is undefined
+            return x, state
         scores = importance(attn, p)
         self.variances[layer] = scores.var(dim=1)
         pool = self.branches[layer] = self.variances[layer] < self.threshold
@@ -103,7 +105,7 @@ def build(spec: VitSpec, **config) -> PPT:
     require_class_token("ppt", spec)
     layers = [check_layer(v, spec.depth) for v in config.get("layers", default_layers(spec.depth))]
     threshold = config.get("threshold", DEFAULT_THRESHOLD)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold >= 0:  # NaN too
         raise ValueError(f"ppt: threshold={threshold!r} is invalid; allowed: a number >= 0")
     if config.get("macs") is not None:
         target = parse_macs_target(config["macs"], spec)

@@ -51,7 +51,7 @@ class SaiT(TokenMethod):
                 isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1
             ):
                 raise ValueError(f"sait: {name}={value!r} is invalid; allowed: a fraction in (0, 1]")
-        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, int | float) or tau < 0):
+        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, int | float) or not tau >= 0):
             raise ValueError(f"sait: tau={tau!r} is invalid; allowed: a number >= 0 (1 = the uniform score)")
         self.mode = mode or self.mode
         self.keep = float(keep) if keep is not None else self.keep

@@ -4,8 +4,9 @@ Each timm ``Block`` becomes a ``ReducingBlock``: the same modules called in the 
 attn, ls1, drop_path1, norm2, mlp, ls2, drop_path2), with the method's reduction placed after the
 attention residual and before the MLP (the EViT/ToMe placement). Attention stays timm's own module,
 fused SDPA included; proportional attention reaches it as its ``attn_mask`` argument. The model's
-class becomes a subclass whose ``pool`` weights average pooling by token size. ``unpatch`` restores
-every original class and removes every hook, giving back the model bit for bit.
+class becomes a subclass whose ``pool`` weights average pooling by token size and keeps padding out
+of max pooling. ``unpatch`` restores every original class and removes every hook, giving back the
+model bit for bit.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor:
     pool_type = self.global_pool if pool_type is None else pool_type
     state = self.vitprune.state
+    if pool_type == "max" and state is not None and state.valid is not None:
+        x = x.masked_fill(~state.valid[..., None], float("-inf"))  # padding must not win the max
     if pool_type != "avg" or state is None or (state.size is None and state.valid is None):
         return super(type(self), self).pool(x, pool_type)
     start = 0 if self.pool_include_prefix else self.num_prefix_tokens
