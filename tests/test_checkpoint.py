@@ -9,6 +9,7 @@ import torch
 from safetensors import safe_open
 
 from vitprune.checkpoint import CheckpointError, load_state_dict, save_state_dict
+from vitprune.file_mode import USUAL_MODE
 from vitprune.models import load_model
 
 
@@ -147,3 +148,8 @@ def test_mismatched_checkpoint_names_keys(tmp_path):
 def test_unknown_model_suggests_list_models():
     with pytest.raises(ValueError, match=r"vit_nonexistent_xyz.*timm\.list_models\('\*vit\*'\)"):
         load_model("vit_nonexistent_xyz")
+
+
+def test_saved_weights_get_the_usual_file_mode(tmp_path):
+    path = save_state_dict({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
+    assert path.stat().st_mode & 0o777 == USUAL_MODE  # safetensors alone writes 0600

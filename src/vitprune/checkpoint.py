@@ -19,6 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from vitprune.file_mode import USUAL_MODE
+
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".tar")  # .tar: timm train.py's model_best.pth.tar
 WRAPPER_KEYS = ("model", "state_dict", "model_ema")
 # timm's train.py stores its argparse.Namespace under "args"; rebuilding one only sets attributes.
@@ -115,11 +117,11 @@ def save_state_dict(
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A per-process name rather than mkstemp: the file is created with the umask's usual permissions
-    # (mkstemp's 0600 would make shipped weights unreadable to other users).
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, tmp, metadata=meta)
+        # safetensors creates the file 0600, which would make shipped weights private: the usual mode.
+        os.chmod(tmp, USUAL_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

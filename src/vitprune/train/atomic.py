@@ -12,15 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def _umask() -> int:
-    """The process umask (reading it requires setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-UMASK = _umask()
+from vitprune.file_mode import USUAL_MODE
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -28,7 +20,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~UMASK)  # mkstemp creates 0600; give the usual permissions
+            os.fchmod(f.fileno(), USUAL_MODE)  # mkstemp creates 0600; give the usual permissions
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
