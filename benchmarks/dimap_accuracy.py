@@ -3,10 +3,11 @@ global threshold (``--scope model``) and uniform per-layer magnitude (``--scope 
 several fractions of the prunable weights removed, no fine-tuning (the paper's Table 3 shape).
 
     .venv/bin/python benchmarks/dimap_accuracy.py --name dimap_fmnist --model fmnist-swin \\
-        --params 0.2,0.3,0.4,0.5 --runs "DIMAP 0.5 + 2 epochs fixed-mask FT=runs/dimap-ft"
+        --params 0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --structured 0.2,0.3,0.4,0.5 \\
+        --runs "module 0.5 + 2 epochs fixed-mask FT=runs/dimap-ft"
 
 Rows: the dense model, then every (scope, fraction) pair, then the structured neuron-head variant
-at each fraction with ``--structured`` (whole MLP units and heads removed: a smaller model;
+at the fractions listed by ``--structured`` (whole MLP units and heads removed: a smaller model;
 module-aware and uniform per block), then ``--runs`` (models
 trained with ``vitprune train``, e.g. fixed-mask fine-tunes). Full Fashion-MNIST test set.
 """
@@ -55,11 +56,12 @@ def main() -> None:
     ap.add_argument("--model", default="fmnist-swin")
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--params", default="0.2,0.3,0.4,0.5", help="fractions of prunable weights removed")
-    ap.add_argument("--structured", action="store_true", help="also the neuron-head variant per fraction")
+    ap.add_argument("--structured", default="", help="neuron-head fractions, e.g. 0.2,0.5")
     ap.add_argument("--runs", nargs="*", default=[], metavar="LABEL=DIR", help="trained runs to evaluate too")
     ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
     args = ap.parse_args()
     fractions = [float(v) for v in args.params.split(",")]
+    structured = [float(v) for v in filter(None, args.structured.split(","))]
 
     dense_model = load_model(args.model)
     test = build_dataset(args.data, "test", dense_model)
@@ -75,7 +77,7 @@ def main() -> None:
             apply_masks(model, dimap_masks(model, params=fraction, scope=scope))
             label = f"{scope} {fraction:g}"
             rows.append(measure(label, model, loader, dense, image, scope=scope, params=fraction))
-        for scope in ("module", "layer") if args.structured else ():
+        for scope in ("module", "layer") if fraction in structured else ():
             model = copy.deepcopy(dense_model)
             shrink(model, params=fraction, scope=scope)
             kind = f"neuron-head {scope}"
