@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
-import sys
 
 import torch
-from common import machine, parse_config, write_json
+from common import parse_config, save_results
 
 import vitprune
 from vitprune.data import build_dataset, build_loader
@@ -90,15 +88,7 @@ def main() -> None:
         rows.append(measure(label or path, load_trained(path), loader, dense_gmacs, images))
     for row in rows:
         row["top1_drop"] = rows[0]["top1"] - row["top1"]
-    payload = {
-        "benchmark": args.name,
-        "model": args.model,
-        "command": shlex.join(["benchmarks/accuracy.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "test_images": len(test),
-        "rows": rows,
-    }
-    print(write_json(args.name, payload))
+    print(save_results(args.name, args.model, rows, test_images=len(test)))
 
 
 if __name__ == "__main__":

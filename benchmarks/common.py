@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +46,21 @@ def write_json(name: str, payload: dict) -> Path:
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def save_results(name: str, model: str, rows: list[dict], **extra) -> Path:
+    """Write ``results/<name>.json``: the rows with the benchmark name, model, the command line that
+    reproduces them, the machine, and any ``extra`` fields (notes, test_images, ...)."""
+    command = shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    payload = {
+        "benchmark": name,
+        "model": model,
+        "command": command,
+        "machine": machine(),
+        **extra,
+        "rows": rows,
+    }
+    return write_json(name, payload)
 
 
 def parse_config(text: str) -> tuple[str, str, dict]:

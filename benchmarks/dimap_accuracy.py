@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
-import sys
 
 import torch
-from common import machine, write_json
+from common import save_results
 
 from vitprune.data import build_dataset, build_loader
 from vitprune.measure.evaluate import evaluate
@@ -86,15 +84,7 @@ def main() -> None:
     for entry in args.runs:
         label, _, path = entry.rpartition("=")
         rows.append(measure(label or path, load_trained(path), loader, dense, image, scope="fine-tuned"))
-    payload = {
-        "benchmark": args.name,
-        "model": args.model,
-        "command": shlex.join(["benchmarks/dimap_accuracy.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "test_images": len(test),
-        "rows": rows,
-    }
-    print(write_json(args.name, payload))
+    print(save_results(args.name, args.model, rows, test_images=len(test)))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
-import sys
 import time
 
 import timm
 import torch
-from common import machine, write_json
+from common import save_results
 
 from vitprune.measure import macs
 from vitprune.measure.bench import compare
@@ -82,14 +80,7 @@ def main() -> None:
         }
     )
     print(rows[-1], flush=True)
-    payload = {
-        "benchmark": args.name,
-        "model": args.model,
-        "command": shlex.join(["benchmarks/dimap_speed.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "rows": rows,
-    }
-    print(write_json(args.name, payload))
+    print(save_results(args.name, args.model, rows))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
-import sys
 
 import timm
 import torch
-from common import machine, parse_config, write_json
+from common import parse_config, save_results
 
 import vitprune
 from vitprune.measure import macs
@@ -50,15 +48,7 @@ def main() -> None:
     for row in rows:
         row["gmacs"], row["macs_ratio"] = gmacs[row["model"]], gmacs[row["model"]] / gmacs["unpatched"]
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-    command = shlex.join(["benchmarks/speed.py", *sys.argv[1:]])
-    payload = {
-        "benchmark": args.name,
-        "model": args.model,
-        "command": command,
-        "machine": machine(),
-        "rows": rows,
-    }
-    print(write_json(args.name, payload))
+    print(save_results(args.name, args.model, rows))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
-import sys
 import tempfile
 
 import timm
 import torch
-from common import machine, write_json
+from common import save_results
 
 import vitprune
 from vitprune.calibrate.artifact import save_calibration
@@ -69,16 +67,11 @@ def main() -> None:
     for row in rows:
         row["gmacs"], row["macs_ratio"] = gmacs[row["model"]], gmacs[row["model"]] / gmacs["unpatched"]
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-    payload = {
-        "benchmark": "star_cpu",
-        "model": "deit_small_patch16_224",
-        "command": shlex.join(["benchmarks/star_speed.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "notes": f"adaptive r_min={r_min:.4f}; calibration {calibration.meta['seconds']} s on "
-        f"{args.calibration_images} images (float32)",
-        "rows": rows,
-    }
-    print(write_json("star_cpu", payload))
+    notes = (
+        f"adaptive r_min={r_min:.4f}; calibration {calibration.meta['seconds']} s on "
+        f"{args.calibration_images} images (float32)"
+    )
+    print(save_results("star_cpu", "deit_small_patch16_224", rows, notes=notes))
 
 
 if __name__ == "__main__":
