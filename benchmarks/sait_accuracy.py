@@ -1,0 +1,81 @@
+"""SaiT (reconstructed): one checkpoint evaluated at several token densities, without reloading.
+
+    .venv/bin/python benchmarks/sait_accuracy.py --name sait_fmnist \\
+        "dense/sparse trained=runs/sait-full" "no logit KD=runs/sait-no-kd"
+
+Every model is evaluated in dense mode, at keep ratios ``--keeps`` and at mass levels ``--masses``
+(input-adaptive: average MACs over the test images), all by ``model.sait.set(...)`` on one loaded
+model. The first model is always ``--model`` (default: the shipped dense-only ``fmnist-vit``) with
+SaiT applied off-the-shelf, the baseline that shows what dense/sparse training buys. Positional
+arguments are ``label=DIR`` runs trained with ``vitprune train --method sait``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import save_results
+
+import vitprune
+from vitprune.data import build_dataset, build_loader
+from vitprune.measure import macs
+from vitprune.measure.evaluate import evaluate
+from vitprune.models import load_model
+from vitprune.train import load_trained
+
+
+def settings(keeps: list[float], masses: list[float]) -> list[dict]:
+    return [
+        {"mode": "dense"},
+        *({"mode": "ratio", "keep": k} for k in keeps),
+        *({"mode": "mass", "mass": m} for m in masses),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="*", metavar="LABEL=DIR", help="SaiT runs from vitprune train")
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--model", default="fmnist-vit", help="dense-only model, pruned off-the-shelf")
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--keeps", default="0.7,0.5,0.3")
+    ap.add_argument("--masses", default="0.95,0.9,0.8")
+    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    args = ap.parse_args()
+
+    base = load_model(args.model)
+    test = build_dataset(args.data, "test", base)
+    if args.limit:
+        test = torch.utils.data.Subset(test, range(args.limit))
+    loader = build_loader(test, 250)
+    images = torch.stack([test[i][0] for i in range(min(len(test), 1000))])
+    dense_macs = macs(base, images).mean
+    models = {f"{args.model} (dense-only), off-the-shelf": vitprune.apply(base, "sait")}
+    for entry in args.runs:
+        label, _, path = entry.rpartition("=")
+        models[label or path] = load_trained(path)
+    rows = []
+    for label, model in models.items():
+        for setting in settings(
+            [float(v) for v in args.keeps.split(",")], [float(v) for v in args.masses.split(",")]
+        ):
+            model.sait.set(**setting)
+            cost = macs(model, images).mean
+            metrics = evaluate(model, loader, progress=False)
+            rows.append(
+                {
+                    "model": label,
+                    "setting": " ".join(f"{k}={v}" for k, v in setting.items()),
+                    "top1": metrics["top1"],
+                    "top5": metrics["top5"],
+                    "gmacs": cost / 1e9,
+                    "macs_ratio": cost / dense_macs,
+                }
+            )
+            print(rows[-1], flush=True)
+    print(save_results(args.name, args.model, rows, test_images=len(test)))
+
+
+if __name__ == "__main__":
+    main()
