@@ -15,14 +15,12 @@ import argparse
 import copy
 
 import torch
-from common import parse_config, save_results
+from common import parse_config, save_results, test_split, trained_runs
 
 import vitprune
-from vitprune.data import build_dataset, build_loader
 from vitprune.measure import macs
 from vitprune.measure.evaluate import evaluate
 from vitprune.models import load_model
-from vitprune.train import load_trained
 
 KNOBS = {"tome": "r", "evit": "keep", "ppt": "r", "star": "r_min", "sait": "keep"}
 
@@ -66,10 +64,7 @@ def main() -> None:
     args = ap.parse_args()
 
     dense = load_model(args.model)
-    test = build_dataset(args.data, "test", dense)
-    if args.limit:
-        test = torch.utils.data.Subset(test, range(args.limit))
-    loader = build_loader(test, 250)
+    test, loader = test_split(dense, args.data, args.limit)
     images = torch.stack([test[i][0] for i in range(min(len(test), 500))])
     dense_gmacs = macs(dense, images).mean / 1e9
     rows = [measure("dense", dense, loader, dense_gmacs, images)]
@@ -83,9 +78,8 @@ def main() -> None:
         rows.append(
             {**measure(label, model, loader, dense_gmacs, images), "config": {"method": method, **config}}
         )
-    for entry in args.runs:
-        label, _, path = entry.rpartition("=")
-        rows.append(measure(label or path, load_trained(path), loader, dense_gmacs, images))
+    for label, model in trained_runs(args.runs).items():
+        rows.append(measure(label, model, loader, dense_gmacs, images))
     for row in rows:
         row["top1_drop"] = rows[0]["top1"] - row["top1"]
     print(save_results(args.name, args.model, rows, test_images=len(test)))

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import timm
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from vitprune.cli_args import literal
+from vitprune.data import build_dataset, build_loader
+from vitprune.train import load_trained
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -46,6 +50,23 @@ def write_json(name: str, payload: dict) -> Path:
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def test_split(model, data: str, limit: int | None) -> tuple[Dataset, DataLoader]:
+    """The test split of ``data`` prepared for ``model`` (first ``limit`` images when given), and a loader."""
+    test = build_dataset(data, "test", model)
+    if limit:
+        test = Subset(test, range(limit))
+    return test, build_loader(test, 250)
+
+
+def trained_runs(entries: list[str]) -> dict[str, nn.Module]:
+    """``label=DIR`` entries (a bare DIR is its own label) → the models ``vitprune train`` left there."""
+    runs = {}
+    for entry in entries:
+        label, _, path = entry.rpartition("=")
+        runs[label or path] = load_trained(path)
+    return runs
 
 
 def save_results(name: str, model: str, rows: list[dict], **extra) -> Path:

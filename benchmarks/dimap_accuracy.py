@@ -18,12 +18,10 @@ import argparse
 import copy
 
 import torch
-from common import save_results
+from common import save_results, test_split, trained_runs
 
-from vitprune.data import build_dataset, build_loader
 from vitprune.measure.evaluate import evaluate
 from vitprune.models import load_model
-from vitprune.train import load_trained
 from vitprune.weights import apply_masks, dimap_masks, nonzero_macs, nonzero_params, shrink
 
 SCOPES = ("module", "layer", "model")
@@ -62,10 +60,7 @@ def main() -> None:
     structured = [float(v) for v in filter(None, args.structured.split(","))]
 
     dense_model = load_model(args.model)
-    test = build_dataset(args.data, "test", dense_model)
-    if args.limit:
-        test = torch.utils.data.Subset(test, range(args.limit))
-    loader = build_loader(test, 250)
+    test, loader = test_split(dense_model, args.data, args.limit)
     image = test[0][0][None]
     dense = measure("dense", dense_model, loader, {}, image)
     rows = [dense]
@@ -81,9 +76,8 @@ def main() -> None:
             kind = f"neuron-head {scope}"
             label = f"{kind} {fraction:g}"
             rows.append(measure(label, model, loader, dense, image, scope=kind, params=fraction))
-    for entry in args.runs:
-        label, _, path = entry.rpartition("=")
-        rows.append(measure(label or path, load_trained(path), loader, dense, image, scope="fine-tuned"))
+    for label, model in trained_runs(args.runs).items():
+        rows.append(measure(label, model, loader, dense, image, scope="fine-tuned"))
     print(save_results(args.name, args.model, rows, test_images=len(test)))
 
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import save_results
+from common import save_results, test_split, trained_runs
 
 import vitprune
-from vitprune.data import build_dataset, build_loader
 from vitprune.measure import macs
 from vitprune.measure.evaluate import evaluate
 from vitprune.models import load_model
-from vitprune.train import load_trained
 
 
 def settings(keeps: list[float], masses: list[float]) -> list[dict]:
@@ -45,16 +43,13 @@ def main() -> None:
     args = ap.parse_args()
 
     base = load_model(args.model)
-    test = build_dataset(args.data, "test", base)
-    if args.limit:
-        test = torch.utils.data.Subset(test, range(args.limit))
-    loader = build_loader(test, 250)
+    test, loader = test_split(base, args.data, args.limit)
     images = torch.stack([test[i][0] for i in range(min(len(test), 1000))])
     dense_macs = macs(base, images).mean
-    models = {f"{args.model} (dense-only), off-the-shelf": vitprune.apply(base, "sait")}
-    for entry in args.runs:
-        label, _, path = entry.rpartition("=")
-        models[label or path] = load_trained(path)
+    models = {
+        f"{args.model} (dense-only), off-the-shelf": vitprune.apply(base, "sait"),
+        **trained_runs(args.runs),
+    }
     rows = []
     for label, model in models.items():
         for setting in settings(
