@@ -85,11 +85,26 @@ def save_results(name: str, model: str, rows: list[dict], **extra) -> Path:
 
 
 def parse_config(text: str) -> tuple[str, str, dict]:
-    """``"label=method:key=value,key=value"`` → (label, method, config); the label defaults to ``text``."""
+    """``"label=method:key=value,key=value"`` → (label, method, config); the label defaults to ``text``.
+
+    Values may be Python literals with commas inside brackets: ``ppt:layers=(1,2,3),r=8``.
+    """
     head, _, options = text.partition(":")
     label, _, method = head.rpartition("=")
     config = {}
-    for pair in filter(None, options.split(",")):
+    for pair in filter(None, _top_level_split(options)):
         key, _, value = pair.partition("=")
         config[key] = literal(value)
     return label or text, method, config
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at the commas outside any brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]

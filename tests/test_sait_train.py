@@ -59,3 +59,19 @@ def test_resume_is_exact_with_the_random_density_draw(tmp_path):
 def test_needs_a_sait_model():
     with pytest.raises(ValueError, match="patched with"):
         DenseSparseObjective(tiny_vit())
+
+
+def test_teacher_logits_also_anchor_the_dense_pass():
+    model = _sait()
+    images, targets = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    teacher = torch.randn(4, model.num_classes)
+    losses = {}
+    for kd in (0.0, 1.0):
+        torch.manual_seed(0)
+        dense_only = DenseSparseObjective(model, keeps=(0.5,), kd=kd, alternate=True)
+        losses[kd] = dense_only(model, images, targets, teacher).item()  # step 0 of alternate: dense
+    torch.manual_seed(0)
+    objective = DenseSparseObjective(model, keeps=(0.5,), kd=1.0, alternate=True)
+    without_teacher = objective(model, images, targets, None).item()
+    assert without_teacher == pytest.approx(losses[0.0])
+    assert losses[1.0] > losses[0.0]

@@ -80,10 +80,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g = parser.add_argument_group(
         "SaiT (reconstructed) dense/sparse training, with --method sait",
-        "each step trains the dense pass and a sparse pass at a keep ratio drawn from --sait-keeps",
+        "each step trains the dense pass and a sparse pass at a keep ratio drawn from --sait-keeps; "
+        "with --distill soft --teacher T, both passes also distill T's logits (weight --sait-kd)",
     )
     g.add_argument("--sait-keeps", default="0.5,0.6,0.7", help="keep ratios drawn for the sparse pass")
-    g.add_argument("--sait-kd", type=float, default=1.0, help="weight of dense→sparse logit distillation")
+    g.add_argument(
+        "--sait-kd",
+        type=float,
+        default=1.0,
+        help="weight of logit distillation: dense→sparse, or teacher→both passes",
+    )
     g.add_argument("--sait-attn", type=float, default=0.0, help="weight of deep→early attention distillation")
     g.add_argument("--sait-alternate", action="store_true", help="alternate dense and sparse steps")
 

@@ -5,6 +5,8 @@ from ``keeps`` on the same weights (the abstract's weight sharing across densiti
 
     CE(dense) + CE(sparse) + kd · KL(dense-or-teacher ‖ sparse) + attn · KL(deep CLS attn ‖ early scores)
 
+With a teacher, the dense pass also learns the teacher's logits (kd · KL(teacher ‖ dense)), which
+anchors dense mode to the model the training started from.
 The two distillation terms are our reading of "knowledge distillation to enhance token selection in
 early transformer modules": (i) the sparse pass learns the dense pass's (or a teacher's) logits;
 (ii) the early selector's CLS attention learns the deep layer's CLS attention of the dense pass, so it
@@ -93,6 +95,10 @@ class DenseSparseObjective:
                     dense_logits = net(images)
                 if dense_step:
                     loss = loss + base_loss(dense_logits.float(), targets, self.label_smoothing)
+                    if self.kd > 0 and teacher_logits is not None:
+                        loss = loss + self.kd * distill_loss(
+                            dense_logits.float(), teacher_logits.float(), "soft", self.tau
+                        )
                     if self.attn > 0:
                         loss = loss + self.attn * _kl(rows.rows[deep].detach(), rows.rows[early])
             if sparse_step:
