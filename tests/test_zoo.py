@@ -20,7 +20,6 @@ needs_fmnist = pytest.mark.skipif(
 @needs_fmnist
 def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
-    monkeypatch.setattr(publish, "ZOO_DIR", tmp_path / "zoo")
     (tmp_path / "zoo").mkdir()
     model = tiny_vit()
     spec = model_spec("vit_tiny_patch16_224", {**TINY, "num_classes": 10})
@@ -42,6 +41,26 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
         assert torch.equal(a, b), name
     with pytest.raises(KeyError, match="tiny-test"):
         zoo.card("no-such-model")
+
+    # a run started from the zoo model, trained with a token method: the card names the timm
+    # architecture and the method, and loading applies it
+    derived = vitprune.apply(zoo.load("tiny-test"), "sait", layer=1)
+    sait_spec = model_spec("tiny-test", {"num_classes": 10}, "sait", {"layer": 1})
+    fit(
+        derived,
+        train_loader(derived),
+        epochs=1,
+        lr=1e-4,
+        out_dir=tmp_path / "sait",
+        model_spec=sait_spec,
+        progress=False,
+    )
+    publish.main([str(tmp_path / "sait"), "tiny-test-sait", "--command", "vitprune train ..."])
+    card = zoo.card("tiny-test-sait")
+    assert card["model"] == "vit_tiny_patch16_224" and card["kwargs"]["embed_dim"] == TINY["embed_dim"]
+    assert (card["method"], card["method_config"]) == ("sait", {"layer": 1})
+    loaded = zoo.load("tiny-test-sait")
+    assert loaded.sait.layers == (1,) and loaded.sait.set(mode="dense").mode == "dense"
 
 
 @needs_fmnist

@@ -35,7 +35,9 @@ def load_model(
     missing, unexpected and shape-mismatched keys.
     """
     entry = zoo.entry(name)
+    method = None
     if entry is not None:
+        method = entry["method"]
         name = entry["model"]
         kwargs = {**entry.get("kwargs", {}), **kwargs}
         checkpoint = checkpoint if checkpoint is not None else entry.get("checkpoint")
@@ -52,6 +54,10 @@ def load_model(
     model = timm.create_model(name, pretrained=pretrained, **kwargs)
     if checkpoint is not None:
         load_weights(model, load_state_dict(checkpoint), source=str(checkpoint))
+    if method:  # a zoo model trained with a token method comes with it applied
+        from vitprune.api import apply
+
+        apply(model, method, **entry["method_config"])
     return model.eval()
 
 

@@ -3,6 +3,8 @@
 Each entry is ``<name>.safetensors`` (weights) plus ``<name>.json`` (its model card: the timm
 architecture and arguments, the exact training command, epochs, wall time, test top-1/top-5, MACs
 and parameters). Any ``--model`` option and :func:`vitprune.models.load_model` accept these names.
+A card may also name a token method (``"method"``, ``"method_config"``): the model was trained with
+it (e.g. ``fmnist-vit-sait``), and loading applies it, so ``model.sait.set(...)`` works at once.
 
     model = vitprune.zoo.load("fmnist-vit")
 """
@@ -35,7 +37,13 @@ def entry(name: str) -> dict | None:
     if name not in names():
         return None
     info = card(name)
-    return {"model": info["model"], "kwargs": info["kwargs"], "checkpoint": ZOO_DIR / f"{name}.safetensors"}
+    return {
+        "model": info["model"],
+        "kwargs": info["kwargs"],
+        "checkpoint": ZOO_DIR / f"{name}.safetensors",
+        "method": info.get("method"),
+        "method_config": info.get("method_config", {}),
+    }
 
 
 def load(name: str) -> nn.Module:

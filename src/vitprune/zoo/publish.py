@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from vitprune import zoo
 from vitprune.checkpoint import save_state_dict
 from vitprune.data import build_dataset, build_loader
 from vitprune.measure import macs
@@ -21,7 +22,6 @@ from vitprune.measure.evaluate import evaluate
 from vitprune.train import checkpoint, load_trained
 from vitprune.train.atomic import json_bytes, write_bytes
 from vitprune.train.serialize import decode
-from vitprune.zoo import ZOO_DIR
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,10 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     metrics = evaluate(model, build_loader(test, 256))
     input_size = tuple(test.cfg["input_size"])
     history = ck.state["history"]
+    arch, kwargs = architecture(spec["name"], spec["kwargs"])
     info = {
         "name": args.name,
-        "model": spec["name"],
-        "kwargs": spec["kwargs"],
+        "model": arch,
+        "kwargs": kwargs,
+        **({"method": spec["method"], "method_config": spec["method_config"]} if spec["method"] else {}),
         "data": args.data,
         "input_size": list(input_size),
         "train_command": args.command,
@@ -58,9 +60,17 @@ def main(argv: list[str] | None = None) -> None:
         ],
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
-    save_state_dict(model.state_dict(), ZOO_DIR / f"{args.name}.safetensors")
-    write_bytes(ZOO_DIR / f"{args.name}.json", json_bytes(info))
+    save_state_dict(model.state_dict(), zoo.ZOO_DIR / f"{args.name}.safetensors")
+    write_bytes(zoo.ZOO_DIR / f"{args.name}.json", json_bytes(info))
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=2))
+
+
+def architecture(name: str, kwargs: dict) -> tuple[str, dict]:
+    """The timm name and arguments behind ``name``: a run started from a zoo model names the zoo model."""
+    base = zoo.entry(name)
+    if base is None:
+        return name, kwargs
+    return base["model"], {**base["kwargs"], **kwargs}
 
 
 if __name__ == "__main__":
