@@ -15,7 +15,7 @@ import argparse
 import copy
 
 import torch
-from common import parse_config, save_results, test_split, trained_runs
+from common import notes, parse_config, save_results, test_split, trained_runs
 
 import vitprune
 from vitprune.measure import macs
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--macs", type=float, help="MACs target for configs without their own knob")
     ap.add_argument("--runs", nargs="*", default=[], metavar="LABEL=DIR", help="trained runs to evaluate too")
     ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
     args = ap.parse_args()
 
     dense = load_model(args.model)
@@ -82,7 +83,7 @@ def main() -> None:
         rows.append(measure(label, model, loader, dense_gmacs, images))
     for row in rows:
         row["top1_drop"] = rows[0]["top1"] - row["top1"]
-    print(save_results(args.name, args.model, rows, test_images=len(test)))
+    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,11 @@ def save_results(name: str, model: str, rows: list[dict], **extra) -> Path:
     return write_json(name, payload)
 
 
+def notes(text: str | None) -> dict:
+    """``{"notes": text}`` for :func:`save_results` when there is a note, else nothing."""
+    return {"notes": text} if text else {}
+
+
 def parse_config(text: str) -> tuple[str, str, dict]:
     """``"label=method:key=value,key=value"`` → (label, method, config); the label defaults to ``text``.
 

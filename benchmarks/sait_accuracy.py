@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import save_results, test_split, trained_runs
+from common import notes, save_results, test_split, trained_runs
 
 import vitprune
 from vitprune.measure import macs
@@ -37,9 +37,10 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="results/<name>.json")
     ap.add_argument("--model", default="fmnist-vit", help="dense-only model, pruned off-the-shelf")
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--keeps", default="0.7,0.5,0.3")
-    ap.add_argument("--masses", default="0.95,0.9,0.8")
+    ap.add_argument("--keeps", default="0.7,0.5,0.45,0.3")
+    ap.add_argument("--masses", default="0.9,0.8,0.7")
     ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
     args = ap.parse_args()
 
     base = load_model(args.model)
@@ -69,7 +70,7 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
-    print(save_results(args.name, args.model, rows, test_images=len(test)))
+    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
 
 
 if __name__ == "__main__":
