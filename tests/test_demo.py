@@ -1,12 +1,15 @@
 """The demo's DIMAP section: run on the shipped fmnist-swin when the zoo has it, a one-line note
-otherwise; the STAR prior shipped beside a zoo model is used by name (a portable command)."""
+otherwise; the SaiT section on the shipped SaiT checkpoint; the STAR prior shipped beside a zoo
+model is used by name (a portable command)."""
 
 import json
 
 import pytest
 import torch
 from test_dimap import tiny_swin
+from test_train import tiny_vit
 
+import vitprune
 from vitprune import demo, zoo
 from vitprune.data.fashion_mnist import has_split, resolve_root
 from vitprune.weights.scores import one_thread
@@ -52,3 +55,21 @@ def test_dimap_section_on_the_zoo_swin(monkeypatch, tmp_path, capsys):
 def test_star_prior_shipped_with_the_model_is_named(tmp_path):
     assert (zoo.ZOO_DIR / "calibration" / "fmnist-vit-star.safetensors").exists()
     assert demo.star_prior(torch.nn.Identity(), "fmnist-vit", tmp_path) == "fmnist-vit"
+
+
+@needs_fmnist
+def test_sait_section_shows_one_checkpoint_at_each_target(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit", "fmnist-vit-sait"])
+    model = vitprune.apply(tiny_vit(depth=4, img_size=28, patch_size=4), "sait", layer=1)
+    monkeypatch.setattr(zoo, "load", lambda name: model)
+    demo.run_sait(tmp_path, 40, targets=(0.8, 0.5))
+    assert "first 40 test images" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "sait.json").read_text())["rows"]
+    assert [row["macs_target"] for row in rows] == [1.0, 0.8, 0.5]
+    assert rows[0]["mode"] == "dense" and all(row["mode"].startswith("ratio keep=") for row in rows[1:])
+
+
+def test_sait_section_silent_without_the_checkpoint(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit"])
+    demo.run_sait(tmp_path, 40)
+    assert capsys.readouterr().out == "" and not (tmp_path / "sait.json").exists()

@@ -1,5 +1,6 @@
 """``make demo``: every landed token method on the shipped ``fmnist-vit``, side by side, then DIMAP
 weight pruning on the shipped ``fmnist-swin`` (skipped with a note while that model is not shipped).
+The shipped SaiT checkpoint ``fmnist-vit-sait`` is shown beside the sweep at the same MACs targets.
 
 A small sweep (each method solved for a few MACs targets, measured against the dense model: top-1/
 top-5, GMACs from the token counts really used, images/s and batch-1 latency interleaved with the
@@ -40,6 +41,7 @@ from vitprune.weights.counting import example_images
 from vitprune.weights.report import THEORETICAL, totals
 
 MODEL = "fmnist-vit"
+SAIT = "fmnist-vit-sait"
 SWIN = "fmnist-swin"
 METHODS = ("tome", "evit", "ppt", "star", "sait")
 TARGETS = (0.8, 0.65, 0.5)
@@ -111,6 +113,39 @@ def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS
         f"token maps ({MAP_IMAGES} test images, at {min(targets):g}× dense MACs): {', '.join(map(str, maps))}"
     )
     print(f"tables: {reports['markdown']}, {reports['csv']}, {reports['json']}")
+
+
+def run_sait(out: Path, limit: int, targets=TARGETS) -> None:
+    """The shipped dense/sparse-trained SaiT checkpoint at dense mode and at each MACs target."""
+    if SAIT not in zoo.names():
+        return
+    model = zoo.load(SAIT)
+    test = build_dataset("fashion-mnist", "test", model)
+    n = min(limit, len(test))
+    loader = build_loader(test, 250, sampler=range(n))
+    rows = []
+    for target in (None, *targets):
+        if target is None:
+            model.sait.set(mode="dense")
+        else:
+            vitprune.apply(model, "sait", layers=model.sait.layers, macs=target)
+        metrics = evaluate(model, loader, progress=False)
+        rows.append(
+            {
+                "mode": "dense" if target is None else f"ratio keep={model.sait.keep:.3f}",
+                "macs_target": target or 1.0,
+                "top1": metrics["top1"],
+                "top5": metrics["top5"],
+            }
+        )
+    notes = (
+        f"{SAIT}: SaiT (reconstructed) after dense/sparse training, one checkpoint at several densities "
+        f"(compare the sait rows above: the dense-only model pruned off-the-shelf); top-1/top-5 (%) on "
+        f"the first {n} test images"
+    )
+    write_bytes(out / "sait.json", json_bytes({"benchmark": "demo_sait", "notes": notes, "rows": rows}))
+    print(f"\n{notes}\n")
+    print(table(rows))
 
 
 def dimap_rows(dense: nn.Module, loader, fractions=DIMAP_FRACTIONS) -> list[dict]:
@@ -188,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     run_demo(zoo.load(MODEL), MODEL, Path(args.out), args.limit)
+    run_sait(Path(args.out), args.limit)
     run_dimap(Path(args.out), args.dimap_images)
     print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s")
 
