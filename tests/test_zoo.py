@@ -59,6 +59,7 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     card = zoo.card("tiny-test-sait")
     assert card["model"] == "vit_tiny_patch16_224" and card["kwargs"]["embed_dim"] == TINY["embed_dim"]
     assert (card["method"], card["method_config"]) == ("sait", {"layer": 1})
+    assert card["evaluated_at"] == {"mode": "ratio", "keep": 0.7} and card["dense_mode"]["n"] == 10_000
     loaded = zoo.load("tiny-test-sait")
     assert loaded.sait.layers == (1,) and loaded.sait.set(mode="dense").mode == "dense"
 

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         ],
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
+    if hasattr(model, "sait"):  # runtime densities: say which one top1 is, and add dense mode
+        info["evaluated_at"] = {"mode": model.sait.mode, "keep": model.sait.keep}
+        model.sait.set(mode="dense")
+        info["dense_mode"] = evaluate(model, build_loader(test, 256))
     save_state_dict(model.state_dict(), zoo.ZOO_DIR / f"{args.name}.safetensors")
     write_bytes(zoo.ZOO_DIR / f"{args.name}.json", json_bytes(info))
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=2))
