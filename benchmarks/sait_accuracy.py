@@ -31,6 +31,24 @@ def settings(keeps: list[float], masses: list[float]) -> list[dict]:
     ]
 
 
+def wide(measurements: list[dict]) -> list[dict]:
+    """One row per model: top-1 at each setting; the MACs of a keep ratio are the same for every model
+    and go in its column name, those of a mass level differ and get their own column."""
+    rows: dict[str, dict] = {}
+    for m in measurements:
+        row = rows.setdefault(m["model"], {"model": m["model"]})
+        mode, _, value = m["setting"].partition(" ")
+        if mode == "mode=dense":
+            row["dense"] = m["top1"]
+        elif mode == "mode=ratio":
+            row[f"keep {value.split('=')[1]} ({m['macs_ratio']:.2f}x MACs)"] = m["top1"]
+        else:
+            level = value.split("=")[1]
+            row[f"mass {level}"] = m["top1"]
+            row[f"mass {level} MACs"] = m["macs_ratio"]
+    return list(rows.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", metavar="LABEL=DIR", help="SaiT runs from vitprune train")
@@ -51,7 +69,7 @@ def main() -> None:
         f"{args.model} (dense-only), off-the-shelf": vitprune.apply(base, "sait"),
         **trained_runs(args.runs),
     }
-    rows = []
+    measurements = []
     for label, model in models.items():
         for setting in settings(
             [float(v) for v in args.keeps.split(",")], [float(v) for v in args.masses.split(",")]
@@ -59,7 +77,7 @@ def main() -> None:
             model.sait.set(**setting)
             cost = macs(model, images).mean
             metrics = evaluate(model, loader, progress=False)
-            rows.append(
+            measurements.append(
                 {
                     "model": label,
                     "setting": " ".join(f"{k}={v}" for k, v in setting.items()),
@@ -69,8 +87,13 @@ def main() -> None:
                     "macs_ratio": cost / dense_macs,
                 }
             )
-            print(rows[-1], flush=True)
-    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
+            print(measurements[-1], flush=True)
+    rows = wide(measurements)
+    print(
+        save_results(
+            args.name, args.model, rows, measurements=measurements, test_images=len(test), **notes(args.notes)
+        )
+    )
 
 
 if __name__ == "__main__":
