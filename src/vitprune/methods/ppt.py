@@ -9,7 +9,10 @@ exactly ``r`` patch tokens (capped at half), choosing its own way per block:
 Both branches remove the same count, so a batch stays rectangular whichever branch each image
 takes. Proportional attention is on (sizes exist after pooling). Threshold 0 always prunes; a huge
 threshold always pools. The paper's 7e-5 (6e-5 for fine-tuning) is tied to 197 tokens; ``macs=``
-solves ``r`` for any model and input size instead.
+solves ``r`` for any model and input size instead. On a model with few patches (Fashion-MNIST's 7×7
+grid) the scores' variances run 1e-3…4e-1, every image prunes at 7e-5, and removing r at three blocks
+costs far more than spreading it over every block (``layers=range(depth)``, small ``r``):
+``benchmarks/results/ppt_fmnist.json``.
 
 Differences from the authors' code, deliberate: prefix tokens (distillation, registers) are
 protected, not only CLS; pruned tokens keep their spatial order (the authors' code re-orders them by
