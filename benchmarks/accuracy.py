@@ -15,7 +15,7 @@ import argparse
 import copy
 
 import torch
-from common import notes, parse_config, save_results, test_split, trained_runs
+from common import accuracy_arguments, notes, parse_config, save_results, test_split, trained_runs
 
 import vitprune
 from vitprune.measure import macs
@@ -55,13 +55,9 @@ def measure(label: str, model, loader, dense_gmacs: float, images: torch.Tensor)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("configs", nargs="*", help="[label=]method[:key=value,...]")
-    ap.add_argument("--name", required=True, help="results/<name>.json")
-    ap.add_argument("--model", default="fmnist-vit")
-    ap.add_argument("--data", default="fashion-mnist")
+    accuracy_arguments(ap, "fmnist-vit")
     ap.add_argument("--macs", type=float, help="MACs target for configs without their own knob")
     ap.add_argument("--runs", nargs="*", default=[], metavar="LABEL=DIR", help="trained runs to evaluate too")
-    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
-    ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
     args = ap.parse_args()
 
     dense = load_model(args.model)

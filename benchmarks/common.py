@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -82,6 +83,15 @@ def save_results(name: str, model: str, rows: list[dict], **extra) -> Path:
         "rows": rows,
     }
     return write_json(name, payload)
+
+
+def accuracy_arguments(ap: argparse.ArgumentParser, model: str, model_help: str | None = None) -> None:
+    """The options every accuracy table takes: --name, --model, --data, --limit, --notes."""
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--model", default=model, help=model_help)
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
 
 
 def notes(text: str | None) -> dict:

@@ -18,7 +18,7 @@ import argparse
 import copy
 
 import torch
-from common import save_results, test_split, trained_runs
+from common import accuracy_arguments, notes, save_results, test_split, trained_runs
 
 from vitprune.measure.evaluate import evaluate
 from vitprune.models import load_model
@@ -48,13 +48,10 @@ def measure(label: str, model, loader, dense: dict, image: torch.Tensor, **extra
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", required=True, help="results/<name>.json")
-    ap.add_argument("--model", default="fmnist-swin")
-    ap.add_argument("--data", default="fashion-mnist")
+    accuracy_arguments(ap, "fmnist-swin")
     ap.add_argument("--params", default="0.2,0.3,0.4,0.5", help="fractions of prunable weights removed")
     ap.add_argument("--structured", default="", help="neuron-head fractions, e.g. 0.2,0.5")
     ap.add_argument("--runs", nargs="*", default=[], metavar="LABEL=DIR", help="trained runs to evaluate too")
-    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
     args = ap.parse_args()
     fractions = [float(v) for v in args.params.split(",")]
     structured = [float(v) for v in filter(None, args.structured.split(","))]
@@ -78,7 +75,7 @@ def main() -> None:
             rows.append(measure(label, model, loader, dense, image, scope=kind, params=fraction))
     for label, model in trained_runs(args.runs).items():
         rows.append(measure(label, model, loader, dense, image, scope="fine-tuned"))
-    print(save_results(args.name, args.model, rows, test_images=len(test)))
+    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import notes, save_results, test_split, trained_runs
+from common import accuracy_arguments, notes, save_results, test_split, trained_runs
 
 import vitprune
 from vitprune.measure import macs
@@ -52,13 +52,9 @@ def wide(measurements: list[dict]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", metavar="LABEL=DIR", help="SaiT runs from vitprune train")
-    ap.add_argument("--name", required=True, help="results/<name>.json")
-    ap.add_argument("--model", default="fmnist-vit", help="dense-only model, pruned off-the-shelf")
-    ap.add_argument("--data", default="fashion-mnist")
+    accuracy_arguments(ap, "fmnist-vit", "dense-only model, pruned off-the-shelf")
     ap.add_argument("--keeps", default="0.7,0.5,0.45,0.3")
     ap.add_argument("--masses", default="0.9,0.8,0.7")
-    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
-    ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
     args = ap.parse_args()
 
     base = load_model(args.model)
