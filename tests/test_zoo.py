@@ -17,22 +17,19 @@ needs_fmnist = pytest.mark.skipif(
 )
 
 
+def _train_and_publish(model, spec: dict, run, name: str, lr: float) -> None:
+    """One epoch of ``vitprune.train.fit`` into ``run``, then ``publish`` it as zoo model ``name``."""
+    fit(model, train_loader(model), epochs=1, lr=lr, out_dir=run, model_spec=spec, progress=False)
+    publish.main([str(run), name, "--command", "vitprune train ..."])
+
+
 @needs_fmnist
 def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
     (tmp_path / "zoo").mkdir()
     model = tiny_vit()
     spec = model_spec("vit_tiny_patch16_224", {**TINY, "num_classes": 10})
-    fit(
-        model,
-        train_loader(model),
-        epochs=1,
-        lr=1e-3,
-        out_dir=tmp_path / "run",
-        model_spec=spec,
-        progress=False,
-    )
-    publish.main([str(tmp_path / "run"), "tiny-test", "--command", "vitprune train ..."])
+    _train_and_publish(model, spec, tmp_path / "run", "tiny-test", lr=1e-3)
     card = json.loads((tmp_path / "zoo" / "tiny-test.json").read_text())
     assert card["model"] == "vit_tiny_patch16_224" and card["epochs"] == 1 and card["test_images"] == 10_000
     assert card["params"] == sum(p.numel() for p in model.parameters()) and card["gmacs"] > 0
@@ -46,16 +43,7 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     # architecture and the method, and loading applies it
     derived = vitprune.apply(zoo.load("tiny-test"), "sait", layer=1)
     sait_spec = model_spec("tiny-test", {"num_classes": 10}, "sait", {"layer": 1})
-    fit(
-        derived,
-        train_loader(derived),
-        epochs=1,
-        lr=1e-4,
-        out_dir=tmp_path / "sait",
-        model_spec=sait_spec,
-        progress=False,
-    )
-    publish.main([str(tmp_path / "sait"), "tiny-test-sait", "--command", "vitprune train ..."])
+    _train_and_publish(derived, sait_spec, tmp_path / "sait", "tiny-test-sait", lr=1e-4)
     card = zoo.card("tiny-test-sait")
     assert card["model"] == "vit_tiny_patch16_224" and card["kwargs"]["embed_dim"] == TINY["embed_dim"]
     assert (card["method"], card["method_config"]) == ("sait", {"layer": 1})
