@@ -82,8 +82,7 @@ def run_prune(args: argparse.Namespace) -> dict:
     out = check_out_dir(args.out)
     kwargs = key_values(args.model_kwargs, "--model-kwargs")
     model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
-    entry = zoo.entry(args.model)
-    name, arch_kwargs = (entry["model"], {**entry["kwargs"], **kwargs}) if entry else (args.model, kwargs)
+    name, arch_kwargs = zoo.architecture(args.model, kwargs)
     if args.num_classes is not None:
         arch_kwargs["num_classes"] = args.num_classes
     images = example_images(model)

@@ -46,6 +46,15 @@ def entry(name: str) -> dict | None:
     }
 
 
+def architecture(name: str, kwargs: dict) -> tuple[str, dict]:
+    """The timm name and ``timm.create_model`` arguments behind ``name``, with ``kwargs`` on top: a
+    zoo name resolves to its card's architecture, any other name is returned as it is."""
+    base = entry(name)
+    if base is None:
+        return name, dict(kwargs)
+    return base["model"], {**base["kwargs"], **kwargs}
+
+
 def load(name: str) -> nn.Module:
     """The shipped model ``name`` with its trained weights, in eval mode."""
     from vitprune.models import load_model

@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     spec = decode(ck.state["model"])
     model = load_trained(args.run)
     test = build_dataset(args.data, "test", model)
-    metrics = evaluate(model, build_loader(test, 256))
+    loader = build_loader(test, 256)
+    metrics = evaluate(model, loader)
     input_size = tuple(test.cfg["input_size"])
     history = ck.state["history"]
-    arch, kwargs = architecture(spec["name"], spec["kwargs"])
+    arch, kwargs = zoo.architecture(spec["name"], spec["kwargs"])  # a run from a zoo model names it
     info = {
         "name": args.name,
         "model": arch,
@@ -63,18 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     if hasattr(model, "sait"):  # runtime densities: say which one top1 is, and add dense mode
         info["evaluated_at"] = {"mode": model.sait.mode, "keep": model.sait.keep}
         model.sait.set(mode="dense")
-        info["dense_mode"] = evaluate(model, build_loader(test, 256))
+        info["dense_mode"] = evaluate(model, loader)
     save_state_dict(model.state_dict(), zoo.ZOO_DIR / f"{args.name}.safetensors")
     write_bytes(zoo.ZOO_DIR / f"{args.name}.json", json_bytes(info))
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=2))
-
-
-def architecture(name: str, kwargs: dict) -> tuple[str, dict]:
-    """The timm name and arguments behind ``name``: a run started from a zoo model names the zoo model."""
-    base = zoo.entry(name)
-    if base is None:
-        return name, kwargs
-    return base["model"], {**base["kwargs"], **kwargs}
 
 
 if __name__ == "__main__":
