@@ -38,8 +38,29 @@ def adaptive_star(dense, config: dict, target: float, images: torch.Tensor, step
     return best[0], best[2]
 
 
+def record_branches(model) -> dict[int, list[torch.Tensor]]:
+    """For PPT: after every forward, keep which images pooled at each PPT block."""
+    method, seen = model.vitprune.method, {}
+
+    def keep(_module, _inputs, _output):
+        for layer, pooled in method.branches.items():
+            seen.setdefault(layer, []).append(pooled.cpu())
+
+    model.register_forward_hook(keep)
+    return seen
+
+
+def pruned_share(branches: dict[int, list[torch.Tensor]]) -> str:
+    """Per PPT block, the share of images that pruned rather than pooled: "block:share", zeros left out."""
+    shares = {layer: 1 - torch.cat(pooled).float().mean().item() for layer, pooled in branches.items()}
+    return " ".join(f"{layer}:{share:.1%}" for layer, share in sorted(shares.items()) if share > 0) or "none"
+
+
 def measure(label: str, model, loader, dense_gmacs: float, images: torch.Tensor) -> dict:
+    method = getattr(getattr(model, "vitprune", None), "method", None)
+    branches = record_branches(model) if hasattr(method, "branches") else None
     metrics = evaluate(model, loader, progress=False)
+    pruned = None if branches is None else pruned_share(branches)
     gmacs = macs(model, images).mean / 1e9
     row = {
         "model": label,
@@ -48,6 +69,8 @@ def measure(label: str, model, loader, dense_gmacs: float, images: torch.Tensor)
         "gmacs": gmacs,
         "macs_ratio": gmacs / dense_gmacs,
     }
+    if pruned is not None:
+        row["pruned at blocks"] = pruned
     print(row, flush=True)
     return row
 

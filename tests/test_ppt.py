@@ -91,6 +91,17 @@ def test_macs_target_solves_r():
     assert macs(model, images(size=224)).ratio == pytest.approx(0.64, abs=0.02)
 
 
+def test_pooling_every_block_at_a_macs_target_is_tome():
+    """Spread like ToMe's merges, PPT's solved schedule with every image pooling is ToMe itself."""
+    dense, x = make_model("vit", depth=12, img_size=128), images(batch=3, size=128)
+    ppt = vitprune.apply(copy.deepcopy(dense), "ppt", layers=tuple(range(12)), threshold=1e9, macs=0.63)
+    tome = vitprune.apply(copy.deepcopy(dense), "tome", macs=0.63)
+    assert list(ppt.vitprune.method.rs.values()) == tome.vitprune.method.per_layer
+    assert len(set(tome.vitprune.method.per_layer)) == 2  # the target falls between two constant r
+    with torch.no_grad():
+        torch.testing.assert_close(ppt(x), tome(x), rtol=0, atol=1e-6)
+
+
 def test_bf16_mixed_batch_runs():
     x = images(batch=6, size=128, seed=5)
     model = copy.deepcopy(_model(threshold=_mixed_threshold(x))).to(torch.bfloat16)

@@ -9,7 +9,9 @@ exactly ``r`` patch tokens (capped at half), choosing its own way per block:
 Both branches remove the same count, so a batch stays rectangular whichever branch each image
 takes. Proportional attention is on (sizes exist after pooling). Threshold 0 always prunes; a huge
 threshold always pools. The paper's 7e-5 (6e-5 for fine-tuning) is tied to 197 tokens; ``macs=``
-solves ``r`` for any model and input size instead. On a model with few patches (Fashion-MNIST's 7×7
+solves ``r`` for any model and input size instead, spreading the removals over the PPT blocks as
+ToMe spreads its merges (earlier blocks take the odd ones), so with ``layers=range(depth)`` a
+threshold that pools every image is exactly ToMe at the same MACs. On a model with few patches (Fashion-MNIST's 7×7
 grid) the scores' variances run 1e-3…4e-1, every image prunes at 7e-5, and removing r at three blocks
 costs far more than spreading it over every block (``layers=range(depth)``, small ``r``):
 ``benchmarks/results/ppt_fmnist.json``.
@@ -36,6 +38,7 @@ from vitprune.methods.base import (
 )
 from vitprune.methods.evit import default_layers
 from vitprune.methods.target import closest, method_macs, parse_macs_target
+from vitprune.methods.tome import spread
 from vitprune.tokens.select import bipartite_merge, keep_topk
 from vitprune.tokens.state import TokenState
 from vitprune.vit import VitSpec
@@ -112,7 +115,10 @@ def build(spec: VitSpec, **config) -> PPT:
         raise ValueError(f"ppt: threshold={threshold!r} is invalid; allowed: a number >= 0")
     if config.get("macs") is not None:
         target = parse_macs_target(config["macs"], spec)
-        candidates = [PPT(dict.fromkeys(layers, r), threshold) for r in range(spec.num_patches // 2 + 1)]
+        candidates = [
+            PPT(dict(zip(layers, spread(total, len(layers)), strict=True)), threshold)
+            for total in range(len(layers) * (spec.num_patches // 2) + 1)
+        ]
         return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
     r = config.get("r", DEFAULT_R)
     per_layer = list(r) if isinstance(r, list | tuple) else [r] * len(layers)
