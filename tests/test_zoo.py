@@ -8,6 +8,8 @@ from test_train import TINY, tiny_vit, train_loader
 
 import vitprune
 from vitprune import zoo
+from vitprune.cli import parser
+from vitprune.cli_args import build_model
 from vitprune.data.fashion_mnist import resolve_root
 from vitprune.train import fit, model_spec
 from vitprune.zoo import publish
@@ -50,6 +52,11 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     assert card["evaluated_at"] == {"mode": "ratio", "keep": 0.7} and card["dense_mode"]["n"] == 10_000
     loaded = zoo.load("tiny-test-sait")
     assert loaded.sait.layers == (1,) and loaded.sait.set(mode="dense").mode == "dense"
+    # --method sait on it again keeps its pruning point unless -p overrides it; other methods start clean
+    assert zoo.method_defaults("tiny-test-sait", "sait") == {"layer": 1}
+    assert zoo.method_defaults("tiny-test-sait", "tome") == zoo.method_defaults("tiny-test", "sait") == {}
+    args = parser().parse_args(["eval", "--model", "tiny-test-sait", "--method", "sait", "-p", "mode=dense"])
+    assert build_model(args).sait.layers == (1,)
 
 
 @needs_fmnist

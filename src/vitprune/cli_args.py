@@ -6,6 +6,7 @@ import argparse
 import ast
 
 import vitprune
+from vitprune import zoo
 from vitprune.models import load_model
 
 
@@ -83,4 +84,5 @@ def build_model(args: argparse.Namespace, with_method: bool = True):
         if args.param or args.macs is not None:
             raise SystemExit("error: -p/--macs given without --method")
         return model
-    return vitprune.apply(model, args.method, **method_config(args))
+    config = {**zoo.method_defaults(args.model, args.method), **method_config(args)}
+    return vitprune.apply(model, args.method, **config)

@@ -46,6 +46,14 @@ def entry(name: str) -> dict | None:
     }
 
 
+def method_defaults(name: str, method: str) -> dict:
+    """The settings zoo model ``name`` was trained with if its method is ``method``, else ``{}``:
+    applying that method again (``--method sait -p mode=mass``) keeps them, e.g. the pruning point of
+    ``fmnist-vit-sait``."""
+    base = entry(name)
+    return dict(base["method_config"]) if base is not None and base["method"] == method else {}
+
+
 def architecture(name: str, kwargs: dict) -> tuple[str, dict]:
     """The timm name and ``timm.create_model`` arguments behind ``name``, with ``kwargs`` on top: a
     zoo name resolves to its card's architecture, any other name is returned as it is."""
