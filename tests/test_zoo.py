@@ -9,7 +9,7 @@ from test_train import TINY, tiny_vit, train_loader
 import vitprune
 from vitprune import zoo
 from vitprune.cli import parser
-from vitprune.cli_args import build_model
+from vitprune.cli_args import build_model, method_config
 from vitprune.data.fashion_mnist import resolve_root
 from vitprune.train import fit, model_spec
 from vitprune.zoo import publish
@@ -57,6 +57,8 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     assert zoo.method_defaults("tiny-test-sait", "tome") == zoo.method_defaults("tiny-test", "sait") == {}
     args = parser().parse_args(["eval", "--model", "tiny-test-sait", "--method", "sait", "-p", "mode=dense"])
     assert build_model(args).sait.layers == (1,)
+    train_args = parser().parse_args(["train", "--model", "tiny-test-sait", "--method", "sait", "--out", "x"])
+    assert method_config(train_args) == {"layer": 1}  # train and visualize read the same settings
 
 
 @needs_fmnist

@@ -68,7 +68,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def method_config(args: argparse.Namespace) -> dict:
-    config = key_values(args.param, "-p")
+    """``-p``/``--macs`` settings over those a zoo model was trained with, if ``--method`` is its method."""
+    config = {**zoo.method_defaults(args.model, args.method), **key_values(args.param, "-p")}
     if args.macs is not None:
         config["macs"] = args.macs
     return config
@@ -84,5 +85,4 @@ def build_model(args: argparse.Namespace, with_method: bool = True):
         if args.param or args.macs is not None:
             raise SystemExit("error: -p/--macs given without --method")
         return model
-    config = {**zoo.method_defaults(args.model, args.method), **method_config(args)}
-    return vitprune.apply(model, args.method, **config)
+    return vitprune.apply(model, args.method, **method_config(args))
