@@ -55,7 +55,9 @@ def main() -> None:
     accuracy_arguments(ap, "fmnist-vit", "dense-only model, pruned off-the-shelf")
     ap.add_argument("--keeps", default="0.7,0.5,0.45,0.3")
     ap.add_argument("--masses", default="0.9,0.8,0.7")
-    ap.add_argument("--layer", type=int, default=3, help="pruning point of the off-the-shelf baseline")
+    ap.add_argument(
+        "--layer", default="3", help="pruning point(s) of the off-the-shelf baseline: 3, or 4,7 for two"
+    )
     args = ap.parse_args()
 
     base = load_model(args.model)
@@ -63,7 +65,9 @@ def main() -> None:
     images = torch.stack([test[i][0] for i in range(min(len(test), 1000))])
     dense_macs = macs(base, images).mean
     models = {
-        f"{args.model} (dense-only), off-the-shelf": vitprune.apply(base, "sait", layer=args.layer),
+        f"{args.model} (dense-only), off-the-shelf": vitprune.apply(
+            base, "sait", layers=tuple(int(v) for v in args.layer.split(","))
+        ),
         **trained_runs(args.runs),
     }
     measurements = []
