@@ -38,17 +38,19 @@ def test_bipartite_merge_caps_at_half_the_patches():
     assert y.shape[1] == 12 - 5
 
 
-def test_keep_topk_keeps_best_in_order_and_marks_dropped():
+def test_keep_topk_keeps_best_by_descending_score_and_marks_dropped():
     x, state = _tokens(prefix=1)
-    scores = torch.arange(12.0).flip(0).expand(2, 12)  # first patches score highest
+    scores = torch.tensor([[5.0, 0, 9, 1, 8, 2, 7, 3, 6, 4, 0.5, 0.25]]).expand(2, 12)
     y, out = keep_topk(x, state, scores, k=5)
-    assert torch.equal(out.pos[0], torch.tensor([0, 1, 2, 3, 4, 5]))
-    torch.testing.assert_close(y, x[:, :6])
+    # prefix first, then the kept patches by descending score (authors' topk(sorted=True) order)
+    expected = torch.tensor([0, 3, 5, 7, 9, 1])
+    assert torch.equal(out.pos[0], expected)
+    torch.testing.assert_close(y, x[:, expected])
     dropped = ~out.source.any(1)
-    assert dropped[:, 6:].all() and not dropped[:, :6].any()
+    assert torch.equal(dropped[0].nonzero().flatten(), torch.tensor([2, 4, 6, 8, 10, 11, 12]))
 
 
-def test_keep_topk_fuse_is_score_weighted_mean_of_dropped():
+def test_keep_topk_fuse_is_score_weighted_sum_of_dropped():
     x, state = _tokens(prefix=1)
     scores = torch.rand(2, 12, generator=torch.Generator().manual_seed(3))
     y, out = keep_topk(x, state, scores, k=5, fuse=True)
@@ -58,7 +60,7 @@ def test_keep_topk_fuse_is_score_weighted_mean_of_dropped():
         mask = torch.ones(12, dtype=torch.bool)
         mask[kept[b]] = False
         w = scores[b, mask]
-        torch.testing.assert_close(y[b, -1], (w[:, None] * x[b, 1:][mask]).sum(0) / w.sum())
+        torch.testing.assert_close(y[b, -1], (w[:, None] * x[b, 1:][mask]).sum(0))  # EViT Eq. 2
     assert torch.all(out.size.sum(1) == 13) and torch.all(out.pos[:, -1] == -1)
 
 

@@ -17,10 +17,12 @@ removing r at three blocks costs far more than spreading it over every block; th
 near 1.5e-2 pools most images and lets the few with peaked late-block scores prune, matching ToMe
 at the same MACs (``benchmarks/results/ppt_fmnist.json``).
 
-Differences from the authors' code, deliberate: prefix tokens (distillation, registers) are
-protected, not only CLS; pruned tokens keep their spatial order (the authors' code re-orders them by
-score, which changes later bipartite splits); the CLS row is computed alone and attention stays
-fused; a batch whose images all take one branch computes only that branch.
+Token order follows the authors' code: pooling is ToMe's bipartite split over the whole sequence
+(``tokens.select.bipartite_merge``), pruning keeps the survivors by descending score after the
+prefix, and both orders feed the next PPT block's split. Differences, deliberate: prefix tokens
+(distillation, registers) are protected, not only CLS; the CLS row is computed alone and attention
+stays fused; every image's two branches are computed and one is picked per image with
+``torch.where`` (no host sync; the authors split the batch with ``nonzero``).
 After each forward, ``method.branches[layer]`` holds True for the images that pooled and
 ``method.variances[layer]`` the score variance each image was judged by (for choosing a threshold).
 """
@@ -89,11 +91,10 @@ class PPT(TokenMethod):
         self.variances[layer] = scores.var(dim=1)
         pool = self.branches[layer] = self.variances[layer] < self.threshold
         sized = TokenState(p, state.pos, state.sizes(x), state.source)
-        if bool(pool.all()):
-            return bipartite_merge(x, sized, attn.keys().mean(1), r)
         pruned = keep_topk(x, sized, scores, state.num_patches - r)
-        if not bool(pool.any()):
+        if self.threshold <= 0:  # a variance is never below 0: every image prunes, known before the forward
             return pruned
+        # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
         pooled = bipartite_merge(x, sized, attn.keys().mean(1), r)
         return select_rows(pool, pooled[0], pruned[0]), select_rows(pool, pooled[1], pruned[1])
 

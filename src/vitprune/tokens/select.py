@@ -19,12 +19,14 @@ def _prefix_index(state: TokenState, like: Tensor) -> Tensor:
 def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int | Tensor, fuse: bool = False):
     """Keep the ``k`` patch tokens with the highest ``scores`` ([B, patches]); drop the rest.
 
+    Kept patches follow the prefix in descending score order, as the authors' code of EViT, STAR
+    and PPT lays them out (``topk(sorted=True)``); only PPT's later bipartite split depends on it.
     ``k`` is one count for the batch, or a ``[B]`` tensor of per-image counts: the batch is then as
     long as the largest count and each shorter image is padded (``state.valid`` marks the padding,
     which the attention mask hides and the MACs do not count). Padding never wins a place while a
-    real token is left. Kept patches stay in their current order. With ``fuse`` (EViT's
-    inattentive-token fusion) the dropped patches are averaged, weighted by their scores, into one
-    extra token appended at the end; its size is the sum of theirs and its position is -1.
+    real token is left. With ``fuse`` (EViT's inattentive-token fusion, Liang et al. 2022 Eq. 2)
+    the dropped patches become one extra token at the end, Σ score_j · x_j over the dropped j
+    (unnormalised, as in the paper and its code); its size is the sum of theirs, its position -1.
     """
     p = state.num_prefix
     n = scores.shape[1]
@@ -36,24 +38,21 @@ def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int | Tensor, fus
     if patch_valid is not None:
         scores = scores.masked_fill(~patch_valid, float("-inf"))
     top = scores.topk(longest, dim=1).indices
+    idx = torch.cat([_prefix_index(state, x), top + p], dim=1)
+    x_kept, kept = gather_tokens(x, idx), state.gather(idx)
     valid = None
     if per_image:
         valid = torch.arange(longest, device=x.device) < k[:, None]
     elif patch_valid is not None:
         valid = patch_valid.gather(1, top)
-    order = top.argsort(dim=1)
-    top = top.gather(1, order)
-    idx = torch.cat([_prefix_index(state, x), top + p], dim=1)
-    x_kept, kept = gather_tokens(x, idx), state.gather(idx)
     if valid is not None:
-        kept.valid = torch.cat([valid.new_ones(valid.shape[0], p), valid.gather(1, order)], 1)
+        kept.valid = torch.cat([valid.new_ones(valid.shape[0], p), valid], 1)
     if not fuse:
         return x_kept, kept
     if per_image or patch_valid is not None:
         raise ValueError("fusing dropped tokens is only supported with one count for the whole batch")
     dropped = torch.ones_like(scores, dtype=torch.bool).scatter(1, top, False)
-    w = (scores * dropped).to(x.dtype)
-    fused = torch.einsum("bn,bnc->bc", w, x[:, p:]) / w.sum(1, keepdim=True).clamp_min(1e-12)
+    fused = torch.einsum("bn,bnc->bc", (scores * dropped).to(x.dtype), x[:, p:])
     sizes = state.sizes(x)[:, p:]
     fused_size = (sizes * dropped[..., None]).sum(1, keepdim=True)
     source = None
@@ -86,10 +85,15 @@ def mass_counts(scores: Tensor, mass: float, valid: Tensor | None = None) -> Ten
 def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     """Merge ``r`` patch tokens away by bipartite soft matching (ToMe, Bolya et al. 2023, §3).
 
-    Patches alternate into sets A (even) and B (odd); each A token finds its most similar B token by
-    cosine similarity of ``metric`` ([B, N, C], prefix included); the ``r`` best-matched A tokens are
-    merged into their partners by a size-weighted average and sizes add up. ``r`` is capped at half
-    the patches. Output order: prefix, unmerged A, B.
+    Conventions of the authors' code (facebookresearch/ToMe ``merge.py``), so outputs match it: the
+    whole sequence, prefix included, alternates into A (even positions) and B (odd). Prefix tokens
+    in A can never be a source and those in B never a destination (the reference's two cases are
+    the class token at 0 and DeiT's distillation token at 1; registers follow the same rule). Each
+    A token finds its most similar B token by cosine similarity of ``metric`` ([B, N, C]); the
+    ``r`` best-matched A tokens are merged into their partners by a size-weighted average and sizes
+    add up; ``r`` is capped at half the patches. Output: prefix, unmerged A patches, B patches.
+    With prefix tokens the unmerged A patches keep their current order; without any (no class
+    token) they follow match score, as in the reference.
     """
     p = state.num_prefix
     r = min(r, state.num_patches // 2)
@@ -97,23 +101,28 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         return x, state
     if state.valid is not None:
         raise ValueError("bipartite merging needs one token count for the whole batch (no padding)")
+    prefix_a, prefix_b = (p + 1) // 2, p // 2  # prefix tokens at even / odd positions
     with torch.no_grad():
-        m = metric[:, p:]
-        m = m / m.norm(dim=-1, keepdim=True)
-        best, partner = (m[:, ::2] @ m[:, 1::2].transpose(1, 2)).max(dim=-1)
+        m = metric / metric.norm(dim=-1, keepdim=True)
+        similarity = m[:, ::2] @ m[:, 1::2].transpose(1, 2)
+        similarity[:, :prefix_a] = float("-inf")
+        similarity[:, :, :prefix_b] = float("-inf")
+        best, partner = similarity.max(dim=-1)
         order = best.argsort(dim=-1, descending=True)
         src, unmerged = order[:, :r], order[:, r:]
+        if p:  # prefix A tokens are never sources: after sorting they lead, then come the patches
+            unmerged = unmerged.sort(dim=1).values[:, prefix_a:]
         dst = partner.gather(1, src)
 
     def split(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return t[:, :p], t[:, p:][:, ::2], t[:, p:][:, 1::2]
+        return t[:, :p], t[:, ::2], t[:, 1::2]
 
     c = x.shape[-1]
     sizes = state.sizes(x)
     (x_pre, xa, xb), (s_pre, sa, sb) = split(x), split(sizes)
     b_sum = (xb * sb).scatter_add(1, dst[..., None].expand(-1, -1, c), gather_tokens(xa * sa, src))
     b_size = sb.scatter_add(1, dst[..., None], gather_tokens(sa, src))
-    x_out = torch.cat([x_pre, gather_tokens(xa, unmerged), b_sum / b_size], 1)
+    x_out = torch.cat([x_pre, gather_tokens(xa, unmerged), (b_sum / b_size)[:, prefix_b:]], 1)
 
     pos_pre, pos_a, pos_b = split(state.pos)
     source = None
@@ -121,11 +130,11 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         src_pre, src_a, src_b = split(state.source.to(torch.uint8))
         n0 = src_a.shape[-1]
         src_b = src_b.scatter_reduce(1, dst[..., None].expand(-1, -1, n0), gather_tokens(src_a, src), "amax")
-        source = torch.cat([src_pre, gather_tokens(src_a, unmerged), src_b], 1).bool()
+        source = torch.cat([src_pre, gather_tokens(src_a, unmerged), src_b[:, prefix_b:]], 1).bool()
     out = TokenState(
         num_prefix=p,
-        pos=torch.cat([pos_pre, pos_a.gather(1, unmerged), pos_b], 1),
-        size=torch.cat([s_pre, gather_tokens(sa, unmerged), b_size], 1).detach(),
+        pos=torch.cat([pos_pre, pos_a.gather(1, unmerged), pos_b[:, prefix_b:]], 1),
+        size=torch.cat([s_pre, gather_tokens(sa, unmerged), b_size[:, prefix_b:]], 1).detach(),
         source=source,
     )
     return x_out, out
