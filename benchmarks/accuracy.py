@@ -18,9 +18,10 @@ import torch
 from common import accuracy_arguments, notes, parse_config, save_results, test_split, trained_runs
 
 import vitprune
+from vitprune import zoo
 from vitprune.measure import macs
 from vitprune.measure.evaluate import evaluate
-from vitprune.models import load_model
+from vitprune.models.load import load_model
 
 KNOBS = {"tome": "r", "evit": "keep", "ppt": "r", "star": "r_min", "sait": "keep"}
 
@@ -30,7 +31,7 @@ def adaptive_star(dense, config: dict, target: float, images: torch.Tensor, step
     lo, hi, best = 0.02, 1.0, None
     for _ in range(steps):
         mid = (lo + hi) / 2
-        model = vitprune.apply(copy.deepcopy(dense), "star", **config, r_min=mid)
+        model = vitprune.apply(copy.deepcopy(dense), "star", **zoo.resolve(config), r_min=mid)
         cost = macs(model, images).mean
         if best is None or abs(cost - target) < abs(best[1] - target):
             best = (model, cost, mid)
@@ -94,7 +95,7 @@ def main() -> None:
         else:
             if args.macs is not None and not ({KNOBS.get(method), "macs", "rates"} & set(config)):
                 config["macs"] = args.macs
-            model = vitprune.apply(copy.deepcopy(dense), method, **config)
+            model = vitprune.apply(copy.deepcopy(dense), method, **zoo.resolve(config))
         rows.append(
             {**measure(label, model, loader, dense_gmacs, images), "config": {"method": method, **config}}
         )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from vitprune.cli_args import literal
+from vitprune.cli.options import literal
 from vitprune.data import build_dataset, build_loader
 from vitprune.train import load_trained
 

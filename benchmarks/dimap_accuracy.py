@@ -21,7 +21,7 @@ import torch
 from common import accuracy_arguments, notes, save_results, test_split, trained_runs
 
 from vitprune.measure.evaluate import evaluate
-from vitprune.models import load_model
+from vitprune.models.load import load_model
 from vitprune.weights import apply_masks, dimap_masks, nonzero_macs, nonzero_params, shrink
 
 SCOPES = ("module", "layer", "model")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from common import RESULTS
 
-from vitprune.report import table
-from vitprune.sweep_files import markdown
-from vitprune.sweep_plots import write_plots
+from vitprune.cli.report import table
+from vitprune.sweep.files import markdown
+from vitprune.sweep.plots import write_plots
 
 ROOT = Path(__file__).parent.parent
 PAPERS = Path(__file__).parent / "papers.json"

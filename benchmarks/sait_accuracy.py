@@ -20,7 +20,7 @@ from common import accuracy_arguments, notes, save_results, test_split, trained_
 import vitprune
 from vitprune.measure import macs
 from vitprune.measure.evaluate import evaluate
-from vitprune.models import load_model
+from vitprune.models.load import load_model
 
 
 def settings(keeps: list[float], masses: list[float]) -> list[dict]:

@@ -8,9 +8,9 @@ import timm
 import torch
 from safetensors import safe_open
 
-from vitprune.checkpoint import CheckpointError, load_state_dict, save_state_dict
-from vitprune.file_mode import USUAL_MODE
-from vitprune.models import load_model
+from vitprune.files.atomic import USUAL_MODE
+from vitprune.files.state_dict import CheckpointError, load_state_dict, save_state_dict
+from vitprune.models.load import load_model
 
 
 def tiny_vit(**kwargs):

@@ -8,7 +8,7 @@ import timm
 import torch
 from test_dimap import SWIN, SWIN_KWARGS, tiny_images, tiny_swin
 
-from vitprune.checkpoint import CheckpointError, load_state_dict
+from vitprune.files.state_dict import CheckpointError, load_state_dict
 from vitprune.weights import (
     apply_masks,
     build_report,

@@ -21,9 +21,9 @@ from test_train import HYPER, TINY, tiny_vit, train_loader
 
 import vitprune
 from vitprune.calibrate.artifact import save_calibration
-from vitprune.checkpoint import CheckpointError
-from vitprune.sweep import sweep
-from vitprune.sweep_files import read_payload, write_tables
+from vitprune.files.state_dict import CheckpointError
+from vitprune.sweep.files import read_payload, write_tables
+from vitprune.sweep.run import sweep
 from vitprune.train import fit, load_trained, model_spec
 from vitprune.train.sait import DenseSparseObjective
 from vitprune.weights import (

@@ -9,14 +9,15 @@ import torch
 from conftest import fmnist_like
 
 import vitprune
-from vitprune import sweep as sweep_module
 from vitprune.data import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split, resolve_root
 from vitprune.measure import macs
-from vitprune.sweep import SweepSettings, add_sweep_arguments, sweep, write_reports
-from vitprune.sweep_files import markdown
-from vitprune.sweep_measure import accuracy_and_macs
-from vitprune.sweep_plots import label
+from vitprune.sweep import run as sweep_module
+from vitprune.sweep.cli import add_sweep_arguments
+from vitprune.sweep.files import markdown
+from vitprune.sweep.measure import accuracy_and_macs
+from vitprune.sweep.plots import label
+from vitprune.sweep.run import SweepSettings, sweep, write_reports
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 import vitprune
-from vitprune.checkpoint import CheckpointError
 from vitprune.data import model_transform
 from vitprune.data.batched import BatchLoader, TensorImageDataset, build_loader, crop_flip
+from vitprune.files.state_dict import CheckpointError
 from vitprune.measure.evaluate import evaluate
 from vitprune.train import (
     TrainConfig,

@@ -16,8 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vitprune.checkpoint import save_state_dict
 from vitprune.data.batched import TensorImageDataset, build_loader
+from vitprune.files.state_dict import save_state_dict
 from vitprune.measure.evaluate import evaluate
 from vitprune.train import (
     ShardSampler,

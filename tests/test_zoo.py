@@ -8,8 +8,8 @@ from test_train import TINY, tiny_vit, train_loader
 
 import vitprune
 from vitprune import zoo
-from vitprune.cli import parser
-from vitprune.cli_args import build_model, method_config
+from vitprune.cli.main import parser
+from vitprune.cli.options import build_model, method_config
 from vitprune.data.fashion_mnist import resolve_root
 from vitprune.train import fit, model_spec
 from vitprune.zoo import publish
@@ -71,3 +71,17 @@ def test_shipped_model_reproduces_its_card(name, capsys):
     card = zoo.card(name)
     assert result["top1"] == pytest.approx(card["top1"], abs=1e-9)
     assert result["top5"] == pytest.approx(card["top5"], abs=1e-9)
+
+
+def test_a_zoo_name_as_star_prior_is_the_calibration_shipped_beside_it(tmp_path, monkeypatch, capsys):
+    shipped = zoo.calibration("fmnist-vit")
+    assert shipped == zoo.ZOO_DIR / "calibration" / "fmnist-vit-star.safetensors" and shipped.exists()
+    assert zoo.resolve({"prior": "fmnist-vit", "alpha": 0.5}) == {"prior": shipped, "alpha": 0.5}
+    assert zoo.resolve({"prior": "no-such-model"}) == {"prior": "no-such-model"}
+    from vitprune.cli import main
+
+    argv = ["macs", "--model", "fmnist-vit", "--method", "star", "-p", "prior=fmnist-vit", "--json"]
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["ratio"] < 1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fmnist-vit.safetensors").touch()  # a calibration file of that name comes first
+    assert zoo.resolve({"prior": "fmnist-vit"}) == {"prior": "fmnist-vit"}

@@ -28,13 +28,13 @@ import vitprune
 from vitprune import zoo
 from vitprune.calibrate.artifact import save_calibration
 from vitprune.calibrate.star import calibrate_star, calibration_images
+from vitprune.cli.report import table
 from vitprune.data import build_dataset, build_loader
 from vitprune.data.fashion_mnist import CLASSES
+from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.measure.evaluate import evaluate
-from vitprune.report import table
-from vitprune.sweep import SweepSettings, machine, sweep, write_reports
-from vitprune.sweep_files import flat_rows
-from vitprune.train.atomic import json_bytes, write_bytes
+from vitprune.sweep.files import flat_rows
+from vitprune.sweep.run import SweepSettings, machine, method_config, sweep, write_reports
 from vitprune.viz import save_token_maps
 from vitprune.weights import apply_masks, dimap_masks
 from vitprune.weights.counting import example_images
@@ -63,7 +63,7 @@ SHOWN = [
 
 def star_prior(dense: nn.Module, name: str, out: Path) -> str:
     """The calibration shipped with ``name`` (by name), else one made now on a few training images."""
-    if (zoo.ZOO_DIR / "calibration" / f"{name}-star.safetensors").exists():
+    if zoo.calibration(name) is not None:
         return name
     images = calibration_images(build_dataset("fashion-mnist", "train", dense), STAR_IMAGES)
     calibration = calibrate_star(dense, images, dtype=torch.float32, progress=False, meta={"model": name})
@@ -77,7 +77,7 @@ def token_maps(dense: nn.Module, settings: SweepSettings, target: float, out: Pa
     names = [f"#{i} {CLASSES[int(test.labels[i])]}" for i in range(MAP_IMAGES)]
     paths = []
     for method in settings.methods:
-        config = {"prior": settings.star_prior} if method == "star" else {}
+        config = method_config(method, settings)
         model = vitprune.apply(copy.deepcopy(dense), method, macs=target, trace_source=True, **config)
         title = f"{settings.model} · {method} at {target:g}× dense MACs"
         paths.append(save_token_maps(model, inputs, out / f"tokens-{method}.png", names, title)[0])

@@ -12,10 +12,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from vitprune.checkpoint import CheckpointError, save_state_dict
-from vitprune.train.atomic import json_bytes, write_bytes
+from vitprune.files.atomic import json_bytes, write_bytes
+from vitprune.files.state_dict import CheckpointError, save_state_dict
 from vitprune.vit import VitSpec
-from vitprune.zoo import ZOO_DIR
 
 
 @dataclass
@@ -41,12 +40,12 @@ def save_calibration(calibration: Calibration, path: str | os.PathLike) -> Path:
 
 
 def read_calibration(path: str | os.PathLike) -> Calibration:
-    """A calibration by path, or by zoo model name (the one shipped beside that model)."""
-    shipped = ZOO_DIR / "calibration" / f"{path}-star"
-    tensors, meta = _paths(shipped if not _paths(path)[0].exists() and _paths(shipped)[0].exists() else path)
+    """The calibration at ``path`` (a zoo model's shipped one: ``vitprune.zoo.calibration(name)``)."""
+    tensors, meta = _paths(path)
     if not tensors.exists():
         raise FileNotFoundError(
-            f"no calibration at {tensors}; create one with `vitprune calibrate --method star`"
+            f"no calibration at {tensors}; create one with `vitprune calibrate --method star` "
+            "(a zoo model's shipped one: vitprune.zoo.calibration(name))"
         )
     try:
         data = load_file(tensors)

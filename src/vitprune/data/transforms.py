@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,11 @@ def data_config(model: nn.Module) -> dict:
         channels = in_channels
     cfg["input_size"] = (int(channels), int(height), int(width))
     return cfg
+
+
+def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None = None) -> tuple[int, ...]:
+    """``input_size`` as given, else the ``(C, H, W)`` the model was built for."""
+    return tuple(input_size) if input_size is not None else data_config(model)["input_size"]
 
 
 def to_model_input(images: torch.Tensor, cfg: dict) -> torch.Tensor:

@@ -20,20 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitprune.data.transforms import data_config
+from vitprune.data.transforms import resolve_input_size
+from vitprune.models.device import model_device
 
 PRECISIONS = ("fp32", "bf16")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter (CPU for a parameter-free model)."""
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-def resolve_input_size(model: nn.Module, input_size: Sequence[int] | None = None) -> tuple[int, ...]:
-    """``input_size`` as given, else the ``(C, H, W)`` the model was built for."""
-    return tuple(input_size) if input_size is not None else data_config(model)["input_size"]
 
 
 def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

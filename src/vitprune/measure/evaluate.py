@@ -7,7 +7,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vitprune.measure.bench import model_device, precision_context
+from vitprune.measure.bench import precision_context
+from vitprune.models.device import model_device
 
 
 def evaluate(

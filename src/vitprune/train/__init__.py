@@ -9,15 +9,17 @@ from vitprune.train.checkpoint import find as find_checkpoint
 from vitprune.train.config import TrainConfig
 from vitprune.train.loop import fit
 from vitprune.train.losses import distill_loss
-from vitprune.train.rebuild import load_trained, model_spec
+from vitprune.train.rebuild import TrainedRun, load_run, load_trained, model_spec
 from vitprune.train.sampling import ShardSampler, train_sampler
 
 __all__ = [
     "ShardSampler",
     "TrainConfig",
+    "TrainedRun",
     "distill_loss",
     "find_checkpoint",
     "fit",
+    "load_run",
     "load_trained",
     "model_spec",
     "train_sampler",

@@ -29,8 +29,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as tensor_bytes
 
-from vitprune.checkpoint import CheckpointError
-from vitprune.train import atomic
+from vitprune.files import atomic
+from vitprune.files.state_dict import CheckpointError
 
 FORMAT = "vitprune-train-checkpoint/1"
 MARKER = "checkpoint.json"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from torch import nn
 
+from vitprune import zoo
 from vitprune.api import apply
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
 from vitprune.data.batched import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split
-from vitprune.models import load_model
+from vitprune.models.load import load_model
 from vitprune.train import distributed
 from vitprune.train.config import DISTILL_KINDS, PRECISIONS, TrainConfig
 from vitprune.train.loop import fit
@@ -133,7 +134,7 @@ def run_train(args: argparse.Namespace) -> dict:
         )
         method_config = getattr(args, "method_config", None) or {}
         if args.method:
-            apply(model, args.method, **method_config)
+            apply(model, args.method, **zoo.resolve(method_config))
         spec = model_spec(
             args.model, {**model_kwargs, "num_classes": model.num_classes}, args.method, method_config
         )

@@ -14,8 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vitprune.data.batched import BatchLoader, build_loader
-from vitprune.measure.bench import model_device
 from vitprune.measure.evaluate import evaluate
+from vitprune.models.device import model_device
 from vitprune.train.sampling import ShardSampler
 
 

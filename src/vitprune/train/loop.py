@@ -15,8 +15,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from vitprune.measure.bench import model_device, precision_context
-from vitprune.models import load_weights
+from vitprune.measure.bench import precision_context
+from vitprune.models.build import load_weights
+from vitprune.models.device import model_device
 from vitprune.train import checkpoint, distributed, rng
 from vitprune.train.config import TrainConfig
 from vitprune.train.losses import combined_loss

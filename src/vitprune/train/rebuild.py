@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from torch import nn
 
+from vitprune import zoo
 from vitprune.api import apply
-from vitprune.checkpoint import CheckpointError
-from vitprune.models import load_model, load_weights
+from vitprune.files.state_dict import CheckpointError
+from vitprune.models.build import load_weights
+from vitprune.models.load import load_model
 from vitprune.train import checkpoint
 from vitprune.train.serialize import decode, encode
 
@@ -41,11 +44,23 @@ def spec_to_json(spec: dict | None) -> object:
         raise ValueError(f"model_spec must hold only literal values: {err}") from err
 
 
-def load_trained(path: str | os.PathLike) -> nn.Module:
-    """Rebuild the model of a training checkpoint (or a run's output directory) in eval mode.
+@dataclass
+class TrainedRun:
+    """A training checkpoint read back: the rebuilt model, the spec it was built from, its epochs and
+    per-epoch history."""
+
+    model: nn.Module
+    spec: dict
+    epochs: int
+    history: list[dict]
+
+
+def load_run(path: str | os.PathLike) -> TrainedRun:
+    """Rebuild the model of a training checkpoint (or a run's output directory) in eval mode, with
+    what the checkpoint says about it.
 
     Creates the architecture from the stored spec, loads the weights, then re-applies
-    the token method. Raises :class:`~vitprune.checkpoint.CheckpointError` when the
+    the token method. Raises :class:`~vitprune.files.state_dict.CheckpointError` when the
     checkpoint is incomplete or was saved without a spec.
     """
     ck = checkpoint.load(path)
@@ -58,5 +73,10 @@ def load_trained(path: str | os.PathLike) -> nn.Module:
     model = load_model(spec["name"], **spec["kwargs"])
     load_weights(model, ck.model, source=str(ck.path / checkpoint.MODEL_FILE))
     if spec["method"]:
-        apply(model, spec["method"], **spec["method_config"])
-    return model.eval()
+        apply(model, spec["method"], **zoo.resolve(spec["method_config"]))
+    return TrainedRun(model.eval(), spec, ck.state["epoch"], ck.state["history"])
+
+
+def load_trained(path: str | os.PathLike) -> nn.Module:
+    """The model of a training checkpoint (or a run's output directory), in eval mode (:func:`load_run`)."""
+    return load_run(path).model

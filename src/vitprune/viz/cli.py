@@ -7,16 +7,16 @@ import argparse
 import torch
 
 import vitprune
-from vitprune.cli_args import (
+from vitprune import zoo
+from vitprune.cli.options import (
     add_method_arguments,
     add_model_arguments,
     add_output_arguments,
-    key_values,
+    build_model,
     method_config,
 )
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
 from vitprune.data.fashion_mnist import CLASSES
-from vitprune.models import load_model
 from vitprune.viz.api import save_token_maps
 
 
@@ -47,10 +47,9 @@ def run_visualize(args: argparse.Namespace) -> dict:
     """Apply ``--method`` with source tracing, run the first ``--images`` images, write ``--out``."""
     if not args.method:
         raise ValueError("visualize needs --method (one of: " + ", ".join(vitprune.methods()) + ")")
-    kwargs = key_values(args.model_kwargs, "--model-kwargs")
-    model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
+    model = build_model(args, with_method=False)
     config = method_config(args)
-    vitprune.apply(model, args.method, trace_source=True, **config)
+    vitprune.apply(model, args.method, trace_source=True, **zoo.resolve(config))
     inputs, names = first_images(args.data, args.split, model, args.images)
     details = ", ".join(f"{k}={v}" for k, v in config.items() if k != "prior")
     title = f"{args.model} · {args.method}" + (f" ({details})" if details else "")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from vitprune import zoo
-from vitprune.cli_args import key_values
-from vitprune.models import load_model
+from vitprune.cli.options import key_values
+from vitprune.models.load import load_model
 from vitprune.weights.counting import example_images
 from vitprune.weights.dimap import SCOPES, apply_masks, check_fraction, check_target, dimap_masks
 from vitprune.weights.io import check_out_dir, make_meta, save_pruned, save_shrunk

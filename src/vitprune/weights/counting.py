@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vitprune.measure.bench import model_device, resolve_input_size
+from vitprune.data.transforms import resolve_input_size
 from vitprune.measure.macs import macs as dense_macs
+from vitprune.models.device import model_device
 
 
 def example_images(model: nn.Module, batch: int = 1) -> Tensor:

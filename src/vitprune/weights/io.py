@@ -30,10 +30,9 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from vitprune.checkpoint import CheckpointError, load_state_dict, save_state_dict
-from vitprune.file_mode import UMASK
-from vitprune.models import load_weights
-from vitprune.train.atomic import json_bytes, sync_dir, write_bytes
+from vitprune.files.atomic import UMASK, json_bytes, sync_dir, write_bytes
+from vitprune.files.state_dict import CheckpointError, load_state_dict, save_state_dict
+from vitprune.models.build import load_weights
 from vitprune.weights.resize import apply_structure
 
 MODEL_FILE, MASKS_FILE, REPORT_FILE, META_FILE, STRUCTURE_FILE = (

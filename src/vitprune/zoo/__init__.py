@@ -2,7 +2,9 @@
 
 Each entry is ``<name>.safetensors`` (weights) plus ``<name>.json`` (its model card: the timm
 architecture and arguments, the exact training command, epochs, wall time, test top-1/top-5, MACs
-and parameters). Any ``--model`` option and :func:`vitprune.models.load_model` accept these names.
+and parameters). Any ``--model`` option and :func:`vitprune.models.load.load_model` accept these names;
+a model's STAR calibration ships as ``calibration/<name>-star``, and :func:`resolve` turns
+``prior=<name>`` into it where a method's options come in (command line, sweeps, training runs).
 A card may also name a token method (``"method"``, ``"method_config"``): the model was trained with
 it (e.g. ``fmnist-vit-sait``), and loading applies it, so ``model.sait.set(...)`` works at once.
 
@@ -12,9 +14,13 @@ it (e.g. ``fmnist-vit-sait``), and loading applies it, so ``model.sait.set(...)`
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from torch import nn
+
+from vitprune.api import apply
+from vitprune.models.build import build
 
 ZOO_DIR = Path(__file__).parent
 
@@ -32,40 +38,45 @@ def card(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def entry(name: str) -> dict | None:
-    """How :func:`vitprune.models.load_model` builds ``name``, or ``None`` if it is not a zoo name."""
-    if name not in names():
-        return None
-    info = card(name)
-    return {
-        "model": info["model"],
-        "kwargs": info["kwargs"],
-        "checkpoint": ZOO_DIR / f"{name}.safetensors",
-        "method": info.get("method"),
-        "method_config": info.get("method_config", {}),
-    }
-
-
 def method_defaults(name: str, method: str) -> dict:
     """The settings zoo model ``name`` was trained with if its method is ``method``, else ``{}``:
     applying that method again (``--method sait -p mode=mass``) keeps them, e.g. the pruning point of
     ``fmnist-vit-sait``."""
-    base = entry(name)
-    return dict(base["method_config"]) if base is not None and base["method"] == method else {}
+    info = card(name) if name in names() else {}
+    return dict(info.get("method_config", {})) if info.get("method") == method else {}
 
 
 def architecture(name: str, kwargs: dict) -> tuple[str, dict]:
     """The timm name and ``timm.create_model`` arguments behind ``name``, with ``kwargs`` on top: a
     zoo name resolves to its card's architecture, any other name is returned as it is."""
-    base = entry(name)
-    if base is None:
+    if name not in names():
         return name, dict(kwargs)
-    return base["model"], {**base["kwargs"], **kwargs}
+    info = card(name)
+    return info["model"], {**info["kwargs"], **kwargs}
 
 
-def load(name: str) -> nn.Module:
-    """The shipped model ``name`` with its trained weights, in eval mode."""
-    from vitprune.models import load_model
+def load(name: str, checkpoint: str | os.PathLike | None = None, **kwargs) -> nn.Module:
+    """The shipped model ``name`` in eval mode: its trained weights (or ``checkpoint``'s), with its token
+    method applied when it was trained with one; ``kwargs`` override its ``timm.create_model`` arguments."""
+    info = card(name)
+    weights = ZOO_DIR / f"{name}.safetensors" if checkpoint is None else checkpoint
+    model = build(info["model"], checkpoint=weights, **{**info["kwargs"], **kwargs})
+    if info.get("method"):
+        apply(model, info["method"], **resolve(info.get("method_config", {})))
+    return model.eval()
 
-    card(name)
-    return load_model(name)
+
+def calibration(name: str) -> Path | None:
+    """The STAR calibration shipped beside zoo model ``name``, if there is one."""
+    path = ZOO_DIR / "calibration" / f"{name}-star.safetensors"
+    return path if path.exists() else None
+
+
+def resolve(config: dict) -> dict:
+    """A method's ``config`` with zoo names turned into the files they stand for: ``prior=<zoo model>``
+    (STAR) becomes the calibration shipped beside that model, unless a calibration file has that name."""
+    prior = config.get("prior")
+    shipped = calibration(prior) if isinstance(prior, str) else None
+    if shipped is None or Path(prior).with_suffix(".safetensors").exists():
+        return config
+    return {**config, "prior": shipped}

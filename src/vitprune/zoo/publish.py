@@ -15,13 +15,12 @@ from datetime import datetime, timezone
 import torch
 
 from vitprune import zoo
-from vitprune.checkpoint import save_state_dict
 from vitprune.data import build_dataset, build_loader
+from vitprune.files.atomic import json_bytes, write_bytes
+from vitprune.files.state_dict import save_state_dict
 from vitprune.measure import macs
 from vitprune.measure.evaluate import evaluate
-from vitprune.train import checkpoint, load_trained
-from vitprune.train.atomic import json_bytes, write_bytes
-from vitprune.train.serialize import decode
+from vitprune.train import load_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,14 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="fashion-mnist")
     args = ap.parse_args(argv)
 
-    ck = checkpoint.load(args.run)
-    spec = decode(ck.state["model"])
-    model = load_trained(args.run)
+    run = load_run(args.run)
+    spec, model = run.spec, run.model
     test = build_dataset(args.data, "test", model)
     loader = build_loader(test, 256)
     metrics = evaluate(model, loader)
     input_size = tuple(test.cfg["input_size"])
-    history = ck.state["history"]
     arch, kwargs = zoo.architecture(spec["name"], spec["kwargs"])  # a run from a zoo model names it
     info = {
         "name": args.name,
@@ -49,15 +46,15 @@ def main(argv: list[str] | None = None) -> None:
         "data": args.data,
         "input_size": list(input_size),
         "train_command": args.command,
-        "epochs": ck.state["epoch"],
-        "wall_time_s": round(sum(r["train_s"] for r in history), 1),
+        "epochs": run.epochs,
+        "wall_time_s": round(sum(r["train_s"] for r in run.history), 1),
         "top1": metrics["top1"],
         "top5": metrics["top5"],
         "test_images": metrics["n"],
         "gmacs": macs(model, torch.rand(1, *input_size)).mean / 1e9,
         "params": sum(p.numel() for p in model.parameters()),
         "history": [
-            {"epoch": r["epoch"], "train_loss": r["train_loss"], **r.get("eval", {})} for r in history
+            {"epoch": r["epoch"], "train_loss": r["train_loss"], **r.get("eval", {})} for r in run.history
         ],
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }

@@ -7,7 +7,7 @@ import ast
 
 import vitprune
 from vitprune import zoo
-from vitprune.models import load_model
+from vitprune.models.load import load_model
 
 
 def literal(text: str) -> object:
@@ -85,4 +85,4 @@ def build_model(args: argparse.Namespace, with_method: bool = True):
         if args.param or args.macs is not None:
             raise SystemExit("error: -p/--macs given without --method")
         return model
-    return vitprune.apply(model, args.method, **method_config(args))
+    return vitprune.apply(model, args.method, **zoo.resolve(method_config(args)))

@@ -10,14 +10,14 @@ import sys
 import torch
 
 import vitprune
-from vitprune.cli_args import (
+from vitprune.cli.options import (
     add_method_arguments,
     add_model_arguments,
     add_output_arguments,
     build_model,
     method_config,
 )
-from vitprune.report import print_table
+from vitprune.cli.report import print_table
 
 EPILOG = """examples:
   vitprune methods
@@ -32,7 +32,7 @@ def cmd_methods(args) -> dict:
 
 
 def _input(model, batch: int) -> torch.Tensor:
-    from vitprune.measure.bench import resolve_input_size
+    from vitprune.data.transforms import resolve_input_size
 
     return torch.rand(batch, *resolve_input_size(model))
 
@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output path (default: calibration/<model>-star); .safetensors + .json")
     p.set_defaults(run=cmd_calibrate)
 
-    from vitprune.sweep import add_sweep_arguments
+    from vitprune.sweep.cli import add_sweep_arguments
     from vitprune.viz.cli import add_visualize_arguments
 
     add_sweep_arguments(sub.add_parser("sweep", help="every method at every MACs target vs dense; resumable"))
@@ -214,7 +214,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(result)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,9 @@
-"""Crash-safe file primitives: write to a temporary name in the same directory, then rename.
+"""Crash-safe file writing: write to a temporary name in the same directory, then rename.
 
 ``os.replace`` within one directory is atomic on POSIX, so a reader sees either the
 old file or the complete new one, never a torn write, even if the process is
-killed mid-write.
+killed mid-write. Temporary files are created private; :data:`USUAL_MODE` gives them
+the permissions a plain ``open`` would have.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ import os
 import tempfile
 from pathlib import Path
 
-from vitprune.file_mode import USUAL_MODE
+
+def _umask() -> int:
+    """The process umask (reading it requires setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+USUAL_MODE = 0o666 & ~UMASK  # what a new file gets from the umask (temp-file writers lose it)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

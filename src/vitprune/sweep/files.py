@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from vitprune.report import table
-from vitprune.train.atomic import json_bytes, write_bytes
+from vitprune.cli.report import table
+from vitprune.files.atomic import json_bytes, write_bytes
 
 JSON_NAME, CSV_NAME, MD_NAME = "sweep.json", "sweep.csv", "sweep.md"
 START_OVER = "use another --out or run without --resume to start over"

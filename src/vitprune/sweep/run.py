@@ -10,7 +10,6 @@ live apart, in each row's ``speed``). CSV, Markdown and the plots are written at
 
 from __future__ import annotations
 
-import argparse
 import copy
 import platform
 import sys
@@ -24,12 +23,11 @@ from torch import nn
 from tqdm import tqdm
 
 import vitprune
-from vitprune import sweep_measure
-from vitprune.cli_args import add_model_arguments, add_output_arguments, key_values, literal
-from vitprune.data import build_dataset, build_loader
-from vitprune.models import load_model
-from vitprune.sweep_files import flat_rows, read_payload, write_payload, write_tables
-from vitprune.sweep_plots import write_plots
+from vitprune import zoo
+from vitprune.data import build_loader
+from vitprune.sweep import measure
+from vitprune.sweep.files import read_payload, write_payload, write_tables
+from vitprune.sweep.plots import write_plots
 
 DENSE = "dense"
 # Settings that must match for ``resume`` to reuse a cell; methods and targets may change.
@@ -81,7 +79,7 @@ class SweepSettings:
 def method_config(method: str, settings: SweepSettings) -> dict:
     """Options every cell of ``method`` gets besides ``macs=``."""
     if method == "star":
-        return {"prior": settings.star_prior}
+        return zoo.resolve({"prior": settings.star_prior})
     if method == "sait":
         return {"mode": "ratio"}
     return {}
@@ -149,10 +147,10 @@ def run_cell(dense: nn.Module, method: str, target: float, loader, settings: Swe
             )
         except ValueError as err:
             return {**row, "status": "unreachable", "error": str(err)}
-        row["setting"] = sweep_measure.setting(model.vitprune.method)
-    row.update(status="ok", **sweep_measure.accuracy_and_macs(model, loader))
+        row["setting"] = measure.setting(model.vitprune.method)
+    row.update(status="ok", **measure.accuracy_and_macs(model, loader))
     if settings.speed:
-        row["speed"] = sweep_measure.speed(model, dense, settings.batch)
+        row["speed"] = measure.speed(model, dense, settings.batch)
     return row
 
 
@@ -207,56 +205,3 @@ def write_reports(out: str | Path, payload: dict) -> dict:
     return {"json": str(out / "sweep.json"), "csv": str(csv_path), "markdown": str(md_path)} | {
         "plots": [str(p) for p in write_plots(out, payload)]
     }
-
-
-def _list(text: str) -> list:
-    return [literal(v.strip()) for v in text.split(",") if v.strip()]
-
-
-def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``vitprune sweep``; sets ``run=run_sweep`` as the parser's default."""
-    add_model_arguments(parser)
-    add_output_arguments(parser)
-    parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
-    parser.add_argument("--split", default="test", help="evaluation split (default: %(default)s)")
-    parser.add_argument("--methods", type=_list, default="tome,evit,ppt,star,sait", help="comma-separated")
-    parser.add_argument("--macs", type=_list, default="0.9,0.8,0.7,0.6,0.5", help="fractions of dense MACs")
-    parser.add_argument("--out", required=True, help="directory for sweep.json/.csv/.md and the plots")
-    parser.add_argument("--resume", action="store_true", help="keep finished cells of OUT/sweep.json")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
-    parser.add_argument(
-        "--star-prior", help="STAR calibration (`vitprune calibrate`); without it STAR is skipped"
-    )
-    parser.add_argument("--batch", type=int, default=64, help="throughput batch size (default: %(default)s)")
-    parser.add_argument("--eval-batch", type=int, default=256, help="evaluation batch size")
-    parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip throughput/latency")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, recorded)")
-    parser.set_defaults(run=run_sweep)
-
-
-def run_sweep(args: argparse.Namespace) -> dict:
-    """Build the model and data the options name, run the sweep, write every report."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    kwargs = key_values(args.model_kwargs, "--model-kwargs")
-    if args.num_classes is not None:
-        kwargs["num_classes"] = args.num_classes
-    dense = load_model(args.model, args.pretrained, args.checkpoint, **kwargs)
-    settings = SweepSettings(
-        model=args.model,
-        data=args.data,
-        methods=[str(m) for m in args.methods],
-        macs=[float(t) for t in args.macs],
-        split=args.split,
-        limit=args.limit,
-        batch=args.batch,
-        eval_batch=args.eval_batch,
-        speed=args.speed,
-        star_prior=args.star_prior,
-        checkpoint=args.checkpoint,
-        model_kwargs=kwargs,
-        threads=args.threads,
-    )
-    dataset = build_dataset(args.data, args.split, dense)
-    payload = sweep(dense, dataset, settings, args.out, resume=args.resume, progress=not args.json)
-    return {**write_reports(args.out, payload), "rows": flat_rows(payload)}

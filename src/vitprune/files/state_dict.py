@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from vitprune.file_mode import USUAL_MODE
+from vitprune.files.atomic import write_bytes
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".tar")  # .tar: timm train.py's model_best.pth.tar
 WRAPPER_KEYS = ("model", "state_dict", "model_ema")
@@ -107,23 +107,14 @@ def save_state_dict(
     path: str | os.PathLike,
     metadata: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write ``state`` to ``path`` as safetensors, atomically, and return the path.
+    """Write ``state`` to ``path`` as safetensors, atomically (:func:`write_bytes`), and return the path.
 
     Tensors are moved to CPU and copied into their own contiguous storage (safetensors
-    rejects views and tied weights). ``metadata`` values are stored as strings. The
-    file is written next to its destination and renamed over it with ``os.replace``.
+    rejects views and tied weights). ``metadata`` values are stored as strings.
     """
     path = Path(path)
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        # safetensors creates the file 0600, which would make shipped weights private: the usual mode.
-        os.chmod(tmp, USUAL_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, save(tensors, metadata=meta))
     return path

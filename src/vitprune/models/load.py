@@ -1,0 +1,32 @@
+"""A model by name: a name found in :mod:`vitprune.zoo` (models vitprune trained and ships) is
+resolved first; anything else is handed to ``timm.create_model``."""
+
+from __future__ import annotations
+
+import os
+
+from torch import nn
+
+from vitprune import zoo
+from vitprune.models.build import build
+
+
+def load_model(
+    name: str,
+    pretrained: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Model ``name`` in eval mode, with weights from ``checkpoint`` when given.
+
+    A zoo name brings its architecture, trained weights (unless ``checkpoint`` replaces them) and
+    token method; ``pretrained`` only applies to timm names. Extra ``kwargs`` go to
+    ``timm.create_model`` (e.g. ``img_size``, ``in_chans``); ``num_classes`` resizes the classifier
+    head. The checkpoint must match the model exactly (see :func:`vitprune.models.build.build`).
+    """
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if name in zoo.names():
+        return zoo.load(name, checkpoint, **kwargs)
+    return build(name, pretrained, checkpoint, **kwargs)

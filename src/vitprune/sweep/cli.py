@@ -1,0 +1,66 @@
+"""``vitprune sweep``: its options, and the command body that runs a sweep and writes its reports."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from vitprune.cli.options import add_model_arguments, add_output_arguments, key_values, literal
+from vitprune.data import build_dataset
+from vitprune.models.load import load_model
+from vitprune.sweep.files import flat_rows
+from vitprune.sweep.run import SweepSettings, sweep, write_reports
+
+
+def _list(text: str) -> list:
+    return [literal(v.strip()) for v in text.split(",") if v.strip()]
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``vitprune sweep``; sets ``run=run_sweep`` as the parser's default."""
+    add_model_arguments(parser)
+    add_output_arguments(parser)
+    parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    parser.add_argument("--split", default="test", help="evaluation split (default: %(default)s)")
+    parser.add_argument("--methods", type=_list, default="tome,evit,ppt,star,sait", help="comma-separated")
+    parser.add_argument("--macs", type=_list, default="0.9,0.8,0.7,0.6,0.5", help="fractions of dense MACs")
+    parser.add_argument("--out", required=True, help="directory for sweep.json/.csv/.md and the plots")
+    parser.add_argument("--resume", action="store_true", help="keep finished cells of OUT/sweep.json")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument(
+        "--star-prior", help="STAR calibration (`vitprune calibrate`); without it STAR is skipped"
+    )
+    parser.add_argument("--batch", type=int, default=64, help="throughput batch size (default: %(default)s)")
+    parser.add_argument("--eval-batch", type=int, default=256, help="evaluation batch size")
+    parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip throughput/latency")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, recorded)")
+    parser.set_defaults(run=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> dict:
+    """Build the model and data the options name, run the sweep, write every report."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kwargs = key_values(args.model_kwargs, "--model-kwargs")
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    dense = load_model(args.model, args.pretrained, args.checkpoint, **kwargs)
+    settings = SweepSettings(
+        model=args.model,
+        data=args.data,
+        methods=[str(m) for m in args.methods],
+        macs=[float(t) for t in args.macs],
+        split=args.split,
+        limit=args.limit,
+        batch=args.batch,
+        eval_batch=args.eval_batch,
+        speed=args.speed,
+        star_prior=args.star_prior,
+        checkpoint=args.checkpoint,
+        model_kwargs=kwargs,
+        threads=args.threads,
+    )
+    dataset = build_dataset(args.data, args.split, dense)
+    payload = sweep(dense, dataset, settings, args.out, resume=args.resume, progress=not args.json)
+    return {**write_reports(args.out, payload), "rows": flat_rows(payload)}
