@@ -64,7 +64,9 @@ def test_reapply_replaces_method():
     vitprune.apply(model, "tome", r=4)
     vitprune.apply(model, "evit", keep=0.5, layers=[1])
     assert model.vitprune.method.name == "evit"
-    assert sum(1 for m in model.modules() for _ in m._forward_hooks.values()) == len(model.blocks)
+    capturing = [m for m in model.modules() if hasattr(m, "_vp_capture")]
+    assert capturing == [blk.attn.qkv for blk in model.blocks]
+    assert all(type(m).__mro__[1] is torch.nn.Linear for m in capturing)  # captured once, not twice
 
 
 def test_deepcopy_of_patched_model_works_and_unpatches():
@@ -74,4 +76,5 @@ def test_deepcopy_of_patched_model_works_and_unpatches():
     with torch.no_grad():
         torch.testing.assert_close(twin(x), model(x))
     vitprune.remove(twin)
-    assert not any(m._forward_hooks for m in twin.modules())
+    assert not any(m._forward_hooks or hasattr(m, "_vp_capture") for m in twin.modules())
+    assert all(type(blk.attn.qkv) is torch.nn.Linear for blk in twin.blocks)

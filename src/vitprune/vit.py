@@ -1,48 +1,24 @@
-"""What vitprune needs to know about a timm VisionTransformer: is it supported, and its shape.
+"""What vitprune needs to know about a model: is it supported, and its shape.
 
-Token methods wrap timm's own modules, so they accept exactly the classes whose forward they know:
-timm's ``Block`` with timm's ``Attention``, inside a ``VisionTransformer`` (or a subclass such as
-DeiT's distilled model). Everything else is refused with an error naming what is supported.
+Token methods wrap the library's own modules, so they accept exactly the families an adapter in
+``tokens/families`` knows (and, within a family, the block classes whose forward it knows).
+Everything else is refused with an error naming what is supported and why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from timm.layers import Attention
-from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from vitprune.tokens.patch import ReducingBlock
+from vitprune.tokens.families import UnsupportedModelError, family_of
 
-SUPPORTED_FAMILIES = (
-    "timm VisionTransformer family: vit_*, deit_* (incl. *_distilled), deit3_* (LayerScale), "
-    "models with reg_tokens, qk_norm=True, and class_token=False with global_pool='avg'"
-)
-SUPPORTED_POOLS = ("token", "avg", "max", "")
-
-
-class UnsupportedModelError(TypeError):
-    """The model is not one a token method can patch."""
+__all__ = ["BlockSpec", "UnsupportedModelError", "VitSpec", "check_supported", "describe"]
 
 
 def check_supported(model: nn.Module) -> None:
     """Raise ``UnsupportedModelError`` unless token methods can patch ``model`` faithfully."""
-    name = type(model).__name__
-    if not isinstance(model, VisionTransformer):
-        raise UnsupportedModelError(
-            f"{name} is not supported by token methods; supported: {SUPPORTED_FAMILIES}"
-        )
-    for i, blk in enumerate(model.blocks):
-        if type(blk) not in (Block, ReducingBlock) or type(blk.attn) is not Attention:
-            raise UnsupportedModelError(
-                f"block {i} is {type(blk).__name__} with {type(getattr(blk, 'attn', None)).__name__}; "
-                f"token methods need timm's Block and Attention. Supported: {SUPPORTED_FAMILIES}"
-            )
-    if getattr(model, "attn_pool", None) is not None or model.global_pool not in SUPPORTED_POOLS:
-        raise UnsupportedModelError(
-            f"global_pool={model.global_pool!r} is not supported; allowed: {SUPPORTED_POOLS}"
-        )
+    family_of(model)
 
 
 def _linear_macs(module: nn.Module) -> int:
@@ -67,7 +43,7 @@ class VitSpec:
     num_patches: int
     embed_dim: int
     embed_macs: int  # patch embedding, one image
-    head_macs: int  # classifier head(s), one image
+    head_macs: int  # classifier head(s) and an attention pool's per-image part, one image
     blocks: tuple[BlockSpec, ...]
 
     @property
@@ -75,40 +51,38 @@ class VitSpec:
         return self.num_prefix + self.num_patches
 
 
-def grid_size(model: VisionTransformer, img_size: tuple[int, int]) -> tuple[int, int]:
-    ph, pw = model.patch_embed.patch_size
-    return img_size[0] // ph, img_size[1] // pw
-
-
-def default_img_size(model: VisionTransformer) -> tuple[int, int]:
-    return tuple(model.patch_embed.img_size)
-
-
-def describe(model: VisionTransformer, img_size: tuple[int, int] | int | None = None) -> VitSpec:
+def describe(model: nn.Module, img_size: tuple[int, int] | int | None = None) -> VitSpec:
     """The model's token counts and per-token costs at ``img_size`` (default: its configured size)."""
+    family = family_of(model)
     if img_size is None:
-        img_size = default_img_size(model)
+        img_size = family.default_img_size(model)
     elif isinstance(img_size, int):
         img_size = (img_size, img_size)
-    gh, gw = grid_size(model, img_size)
-    proj = model.patch_embed.proj
+    proj = family.patch_embed(model)
+    gh, gw = img_size[0] // proj.stride[0], img_size[1] // proj.stride[1]
     embed = gh * gw * proj.in_channels * proj.out_channels * proj.kernel_size[0] * proj.kernel_size[1]
-    heads = [m for m in (model.head, getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]
     blocks = tuple(
         BlockSpec(
-            attn_linear=_linear_macs(b.attn),
-            attn_dim=b.attn.num_heads * b.attn.head_dim,
-            mlp_linear=_linear_macs(b.mlp),
+            attn_linear=_linear_macs(family.attention(b)),
+            attn_dim=sum(p.out_features for p in family.projections(b)) // 3,
+            mlp_linear=_linear_macs(family.mlp(b)),
         )
-        for b in model.blocks
+        for b in family.blocks(model)
+    )
+    # An attention pool's cost per token leaving the last block is charged to that block's MLP row,
+    # whose count is exactly those tokens (the reduction happens before the MLP).
+    last = blocks[-1]
+    blocks = (
+        *blocks[:-1],
+        BlockSpec(last.attn_linear, last.attn_dim, last.mlp_linear + family.pool_macs_per_token(model)),
     )
     return VitSpec(
-        depth=len(model.blocks),
-        has_class_token=model.cls_token is not None,
-        num_prefix=model.num_prefix_tokens,
+        depth=len(blocks),
+        has_class_token=family.has_class_token(model),
+        num_prefix=family.num_prefix(model),
         num_patches=gh * gw,
-        embed_dim=model.embed_dim,
+        embed_dim=proj.out_channels,
         embed_macs=embed,
-        head_macs=sum(h.in_features * h.out_features for h in heads),
+        head_macs=family.head_macs(model),
         blocks=blocks,
     )

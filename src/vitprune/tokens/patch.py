@@ -1,12 +1,14 @@
-"""Patching a timm VisionTransformer in place so a token method runs inside its blocks.
+"""Patching a model in place so a token method runs inside its blocks.
 
-Each timm ``Block`` becomes a ``ReducingBlock``: the same modules called in the same order (norm1,
-attn, ls1, drop_path1, norm2, mlp, ls2, drop_path2), with the method's reduction placed after the
-attention residual and before the MLP (the EViT/ToMe placement). Attention stays timm's own module,
-fused SDPA included; proportional attention reaches it as its ``attn_mask`` argument. The model's
-class becomes a subclass whose ``pool`` weights average pooling by token size and keeps padding out
-of max pooling. ``unpatch`` restores every original class and removes every hook, giving back the
-model bit for bit.
+The model's family adapter (``tokens/families``) says where the blocks are and how to call each
+block's own modules in two halves. Each block's class becomes a subclass whose forward runs the
+attention half, then the method's reduction, then the MLP half (the EViT/ToMe placement).
+Attention stays the library's own module, fused SDPA included; proportional attention and padding
+reach it as its additive mask argument. A block that neither reduces nor sees merged or padded
+tokens runs its library's own forward, so zero reduction costs nothing. The model (and any module
+its adapter names, e.g. the pooling) becomes a subclass with the adapter's overrides, such as
+pooling weighted by token size. ``unpatch`` restores every original class and attribute, giving
+back the model bit for bit.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-from timm.models.vision_transformer import Block, VisionTransformer
-from torch import Tensor
+from torch import Tensor, nn
 
-from vitprune.tokens.attention import AttentionView, capture_qkv
+from vitprune.tokens.attention import capture_qkv, release_qkv
+from vitprune.tokens.families import Family, family_of
 from vitprune.tokens.state import TokenState
 
 
@@ -36,9 +38,11 @@ class TokenContext:
 
     method: object
     num_prefix: int
+    family: Family
     trace_source: bool = False
     state: TokenState | None = None
     counts: list[BlockCount] | None = field(default=None, repr=False)
+    swapped: list[nn.Module] = field(default_factory=list, repr=False)
 
     @contextmanager
     def recording(self):
@@ -49,35 +53,35 @@ class TokenContext:
         finally:
             self.counts = None
 
-    def record(self, n_attn: Tensor, n_mlp: Tensor) -> None:
-        if self.counts is not None:
-            self.counts.append(BlockCount(n_attn, n_mlp))
 
-
-class ReducingBlock(Block):
-    """timm's Block with a token reduction between the attention residual and the MLP."""
-
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
-        if attn_mask is not None or is_causal:
-            raise ValueError("vitprune-patched blocks do not take attn_mask/is_causal from the caller")
-        ctx: TokenContext = self._vp_ctx
-        layer: int = self._vp_layer
-        if layer == 0:
-            ctx.state = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
-        state = ctx.state
-        n_attn = state.counts()
-        bias = state.attention_bias(_compute_dtype(x), ctx.method.prop_attn)
-        active = ctx.method.active(layer)
-        qkv = self.attn.qkv
-        qkv._vp_capture = active
-        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), attn_mask=bias)))
-        if active:
-            view = AttentionView(self.attn, qkv._vp_qkv, bias)
-            qkv._vp_qkv = None
-            x, ctx.state = ctx.method.reduce(layer, x, state, view)
-        qkv._vp_capture = False
-        ctx.record(n_attn, ctx.state.counts())
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+def _reducing_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
+    """A block's forward with the method's reduction between its attention and MLP halves."""
+    given = [*args, *(kwargs.get(k) for k in ("attn_mask", "attention_mask", "is_causal"))]
+    if any(a is not None and a is not False for a in given):
+        raise ValueError("vitprune-patched blocks take no attention mask from the caller")
+    ctx: TokenContext = self._vp_ctx
+    layer: int = self._vp_layer
+    if layer == 0:
+        ctx.state = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
+    state = ctx.state
+    n_attn = None if ctx.counts is None else state.counts()
+    bias = state.attention_bias(_compute_dtype(x), ctx.method.prop_attn)
+    active = ctx.method.active(layer)
+    if not active and bias is None and n_attn is None:
+        return self._vp_original_class.forward(self, x, *args, **kwargs)
+    family = ctx.family
+    projections = family.projections(self)
+    for p in projections:
+        p._vp_capture = active
+    x = family.attend(self, x, bias)
+    if active:
+        view = family.view(self, [p._vp_qkv for p in projections], bias)
+        for p in projections:
+            p._vp_capture, p._vp_qkv = False, None
+        x, ctx.state = ctx.method.reduce(layer, x, state, view)
+    if n_attn is not None:
+        ctx.counts.append(BlockCount(n_attn, ctx.state.counts()))
+    return family.feed(self, x)
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -87,59 +91,47 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
-def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor:
-    pool_type = self.global_pool if pool_type is None else pool_type
-    state = self.vitprune.state
-    if pool_type == "max" and state is not None and state.valid is not None:
-        x = x.masked_fill(~state.valid[..., None], float("-inf"))  # padding must not win the max
-    if pool_type != "avg" or state is None or (state.size is None and state.valid is None):
-        return super(type(self), self).pool(x, pool_type)
-    start = 0 if self.pool_include_prefix else self.num_prefix_tokens
-    w = state.sizes(x)
-    if state.valid is not None:
-        w = w * state.valid[..., None]
-    w = w[:, start:].to(x.dtype)
-    return (x[:, start:] * w).sum(1) / w.sum(1)
+_SUBCLASSES: dict[type, type] = {}
 
 
-_PATCHED_CLASSES: dict[type, type] = {}
+def _swap(module: nn.Module, methods: dict) -> None:
+    """Give ``module`` a cached subclass of its class with ``methods`` (one set per class)."""
+    cls = type(module)
+    if cls not in _SUBCLASSES:
+        _SUBCLASSES[cls] = type(f"Reducing{cls.__name__}", (cls,), {**methods, "_vp_original_class": cls})
+    module.__class__ = _SUBCLASSES[cls]
 
 
-def _patched_class(cls: type) -> type:
-    if cls not in _PATCHED_CLASSES:
-        _PATCHED_CLASSES[cls] = type(
-            f"Reducing{cls.__name__}", (cls,), {"pool": _size_weighted_pool, "_vp_original_class": cls}
-        )
-    return _PATCHED_CLASSES[cls]
-
-
-def is_patched(model: torch.nn.Module) -> bool:
+def is_patched(model: nn.Module) -> bool:
     return hasattr(type(model), "_vp_original_class")
 
 
-def patch(model: VisionTransformer, method, trace_source: bool = False) -> TokenContext:
-    """Swap in the reducing classes and the qkv capture hooks; ``model.vitprune`` holds the context."""
-    ctx = TokenContext(method=method, num_prefix=model.num_prefix_tokens, trace_source=trace_source)
-    model.__class__ = _patched_class(type(model))
+def patch(model: nn.Module, method, trace_source: bool = False) -> TokenContext:
+    """Swap in the reducing classes and the q/k/v capture; ``model.vitprune`` holds the context."""
+    family = family_of(model)
+    ctx = TokenContext(method, family.num_prefix(model), family, trace_source)
+    for module, methods in family.overrides(model):
+        _swap(module, methods)
+        module._vp_ctx = ctx
+        ctx.swapped.append(module)
     model.vitprune = ctx
-    for i, blk in enumerate(model.blocks):
-        blk.__class__ = ReducingBlock
+    for i, blk in enumerate(family.blocks(model)):
+        _swap(blk, {"forward": _reducing_forward})
         blk._vp_ctx, blk._vp_layer = ctx, i
-        blk.attn.qkv._vp_capture = False
-        blk.attn.qkv._vp_qkv = None
-        blk.attn.qkv.register_forward_hook(capture_qkv)
+        for p in family.projections(blk):
+            capture_qkv(p)
     return ctx
 
 
-def unpatch(model: VisionTransformer) -> None:
-    """Undo ``patch``: original classes, no hooks, no extra attributes."""
-    model.__class__ = type(model)._vp_original_class
-    del model.vitprune
-    for blk in model.blocks:
-        blk.__class__ = Block
+def unpatch(model: nn.Module) -> None:
+    """Undo ``patch``: original classes, no extra attributes."""
+    ctx: TokenContext = model.vitprune
+    for blk in ctx.family.blocks(model):
+        blk.__class__ = blk._vp_original_class
         del blk._vp_ctx, blk._vp_layer
-        qkv = blk.attn.qkv
-        # Found by function rather than by handle, so a deep-copied model unpatches too.
-        for key in [k for k, hook in qkv._forward_hooks.items() if hook is capture_qkv]:
-            del qkv._forward_hooks[key]
-        del qkv._vp_capture, qkv._vp_qkv
+        for p in ctx.family.projections(blk):
+            release_qkv(p)
+    for module in ctx.swapped:
+        module.__class__ = module._vp_original_class
+        del module._vp_ctx
+    del model.vitprune

@@ -1,0 +1,98 @@
+"""What the token core needs to know about one model family, and nothing else.
+
+An adapter (one per family: timm's VisionTransformer, Hugging Face's ViT-style and CLIP-style
+encoders) says where the blocks, the attention's q/k/v projections, the prefix tokens, the patch
+embedding and the heads are, and how to call a block's own modules in two halves: the attention
+residual (norm, attention with an additive mask, LayerScale, drop-path) and the MLP residual. The
+core (``tokens/patch.py``) puts the reduction between the halves; the methods never see a family.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+from vitprune.tokens.attention import AttentionView
+
+
+class UnsupportedModelError(TypeError):
+    """The model is not one a token method can patch."""
+
+
+class Family(ABC):
+    """Adapter for one model family. Subclasses are stateless; one instance serves every model."""
+
+    supported: str  # one line for error messages: which models, which options
+
+    @abstractmethod
+    def claims(self, model: nn.Module) -> bool:
+        """Whether ``model`` is of this family (a cheap class test; ``check`` says if it is usable)."""
+
+    def check(self, model: nn.Module) -> None:
+        """Raise ``UnsupportedModelError`` saying why, unless ``model`` can be patched faithfully."""
+        for i, blk in enumerate(self.blocks(model)):
+            original = getattr(type(blk), "_vp_original_class", type(blk))
+            if original not in self.block_classes(model):
+                raise UnsupportedModelError(
+                    f"block {i} is {original.__name__}; token methods know this family's "
+                    f"{', '.join(c.__name__ for c in self.block_classes(model))}. Supported: {self.supported}"
+                )
+
+    @abstractmethod
+    def block_classes(self, model: nn.Module) -> tuple[type, ...]:
+        """The block classes whose forward this adapter's two halves reproduce."""
+
+    @abstractmethod
+    def blocks(self, model: nn.Module) -> Sequence[nn.Module]: ...
+
+    @abstractmethod
+    def num_prefix(self, model: nn.Module) -> int:
+        """Tokens before the patches (class, distillation, register tokens): never reduced."""
+
+    @abstractmethod
+    def has_class_token(self, model: nn.Module) -> bool: ...
+
+    @abstractmethod
+    def patch_embed(self, model: nn.Module) -> nn.Conv2d:
+        """The convolution that turns pixels into patch tokens."""
+
+    @abstractmethod
+    def default_img_size(self, model: nn.Module) -> tuple[int, int]: ...
+
+    @abstractmethod
+    def head_macs(self, model: nn.Module) -> int:
+        """MACs spent once per image after the blocks (classifier heads, an attention pool's query)."""
+
+    def pool_macs_per_token(self, model: nn.Module) -> int:
+        """MACs per token leaving the last block that pooling costs (an attention-pool's keys and
+        values); 0 for class-token and average pooling."""
+        return 0
+
+    @abstractmethod
+    def attention(self, blk: nn.Module) -> nn.Module: ...
+
+    @abstractmethod
+    def mlp(self, blk: nn.Module) -> nn.Module: ...
+
+    @abstractmethod
+    def projections(self, blk: nn.Module) -> tuple[nn.Module, ...]:
+        """The linear layers whose outputs hold q, k and v (captured while a block reduces)."""
+
+    @abstractmethod
+    def view(self, blk: nn.Module, outputs: list[Tensor], bias: Tensor | None) -> AttentionView:
+        """The attention view from the captured ``projections`` outputs, in their order."""
+
+    @abstractmethod
+    def attend(self, blk: nn.Module, x: Tensor, mask: Tensor | None) -> Tensor:
+        """``x`` plus the block's attention branch, ``mask`` the additive SDPA mask [B, 1, 1, N]."""
+
+    @abstractmethod
+    def feed(self, blk: nn.Module, x: Tensor) -> Tensor:
+        """``x`` plus the block's MLP branch."""
+
+    def overrides(self, model: nn.Module) -> list[tuple[nn.Module, dict[str, Callable]]]:
+        """Modules outside the blocks that need other methods while patched (pooling by token
+        size), each with its replacement methods; the model itself is always swapped."""
+        return [(model, {})]

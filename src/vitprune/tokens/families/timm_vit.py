@@ -1,0 +1,99 @@
+"""timm's VisionTransformer (vit_*, deit_*, deit3_*, register and qk-norm variants).
+
+Blocks are timm's ``Block`` with timm's ``Attention`` (fused ``qkv``, optional q/k norms); the
+halves call ``norm1, attn(attn_mask=), ls1, drop_path1`` and ``norm2, mlp, ls2, drop_path2`` as
+``Block.forward`` does. Average pooling is weighted by token size and max pooling skips padding.
+"""
+
+from __future__ import annotations
+
+from timm.layers import Attention
+from timm.models.vision_transformer import Block, VisionTransformer
+from torch import Tensor, nn
+
+from vitprune.tokens.attention import AttentionView
+from vitprune.tokens.families.base import Family, UnsupportedModelError
+
+POOLS = ("token", "avg", "max", "")
+
+
+def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor:
+    """``VisionTransformer.pool`` with average pooling weighted by token size, padding left out."""
+    pool_type = self.global_pool if pool_type is None else pool_type
+    state = self.vitprune.state
+    if pool_type == "max" and state is not None and state.valid is not None:
+        x = x.masked_fill(~state.valid[..., None], float("-inf"))  # padding must not win the max
+    if pool_type != "avg" or state is None or (state.size is None and state.valid is None):
+        return super(type(self), self).pool(x, pool_type)
+    start = 0 if self.pool_include_prefix else self.num_prefix_tokens
+    w = state.sizes(x)
+    if state.valid is not None:
+        w = w * state.valid[..., None]
+    w = w[:, start:].to(x.dtype)
+    return (x[:, start:] * w).sum(1) / w.sum(1)
+
+
+class TimmVit(Family):
+    supported = (
+        "timm VisionTransformer: vit_*, deit_* (incl. *_distilled), deit3_* (LayerScale), "
+        "reg_tokens, qk_norm=True, class_token=False with global_pool='avg'"
+    )
+
+    def claims(self, model):
+        return isinstance(model, VisionTransformer)
+
+    def check(self, model):
+        super().check(model)
+        for i, blk in enumerate(model.blocks):
+            if type(blk.attn) is not Attention:
+                raise UnsupportedModelError(
+                    f"block {i} has {type(blk.attn).__name__}; token methods need timm's Attention. "
+                    f"Supported: {self.supported}"
+                )
+        if getattr(model, "attn_pool", None) is not None or model.global_pool not in POOLS:
+            raise UnsupportedModelError(
+                f"global_pool={model.global_pool!r} is not supported; allowed: {POOLS}"
+            )
+
+    def block_classes(self, model):
+        return (Block,)
+
+    def blocks(self, model):
+        return model.blocks
+
+    def num_prefix(self, model):
+        return model.num_prefix_tokens
+
+    def has_class_token(self, model):
+        return model.cls_token is not None
+
+    def patch_embed(self, model):
+        return model.patch_embed.proj
+
+    def default_img_size(self, model):
+        return tuple(model.patch_embed.img_size)
+
+    def head_macs(self, model):
+        heads = [m for m in (model.head, getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]
+        return sum(h.in_features * h.out_features for h in heads)
+
+    def attention(self, blk):
+        return blk.attn
+
+    def mlp(self, blk):
+        return blk.mlp
+
+    def projections(self, blk):
+        return (blk.attn.qkv,)
+
+    def view(self, blk, outputs, bias):
+        return AttentionView(blk.attn, outputs[0], bias)
+
+    def attend(self, blk, x, mask):
+        return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x), attn_mask=mask)))
+
+    def feed(self, blk, x):
+        return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
+
+    def overrides(self, model):
+        return [(model, {"pool": _size_weighted_pool})]
