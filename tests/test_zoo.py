@@ -27,7 +27,7 @@ def _train_and_publish(model, spec: dict, run, name: str, lr: float) -> None:
 
 @needs_fmnist
 def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(zoo.catalog, "ZOO_DIR", tmp_path / "zoo")
     (tmp_path / "zoo").mkdir()
     model = tiny_vit()
     spec = model_spec("vit_tiny_patch16_224", {**TINY, "num_classes": 10})

@@ -7,11 +7,16 @@ from torch import nn
 from vitprune.methods import REGISTRY
 from vitprune.tokens import patch as token_patch
 from vitprune.vit import check_supported, describe
+from vitprune.weights.apply import NAME as DIMAP
+from vitprune.weights.apply import SUMMARY, apply_dimap
+from vitprune.zoo.catalog import resolve
 
 
 def methods() -> dict[str, str]:
-    """Available methods, name → one-line summary."""
-    return {name: summary for name, (_, summary) in sorted(REGISTRY.items())}
+    """Available methods, token and weight (``dimap``), name → one-line summary."""
+    return dict(
+        sorted({**{name: summary for name, (_, summary) in REGISTRY.items()}, DIMAP: SUMMARY}.items())
+    )
 
 
 def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = False, **config) -> nn.Module:
@@ -19,19 +24,27 @@ def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = 
 
     ``config`` holds the method's own options (see ``vitprune methods``); every method also takes
     ``macs=`` (a fraction of dense MACs, or GMACs as a number > 1 or a string like ``"2.9G"``), solved
-    for the model at ``img_size`` (default: the model's own). ``trace_source`` records which original
-    patches each token holds (``model.vitprune.state.source``) for visualisation. Applying again
-    replaces the previous method.
+    for the model at ``img_size`` (default: the model's own). STAR's ``prior=`` takes a calibration
+    file or the name of a zoo model whose calibration ships with vitprune. ``trace_source`` records
+    which original patches each token holds (``model.vitprune.state.source``) for visualisation.
+    Applying again replaces the previous method.
+
+    ``"dimap"`` prunes weights in place (see :func:`vitprune.weights.apply.apply_dimap`), keeps any
+    token method already applied, and is not undone by :func:`remove`.
     """
+    if method == DIMAP:
+        return apply_dimap(model, **config)
     if method not in REGISTRY:
-        raise ValueError(f"unknown method {method!r}; available: {sorted(REGISTRY)}")
+        raise ValueError(f"unknown method {method!r}; available: {sorted(methods())}")
     check_supported(model)
     builder, _ = REGISTRY[method]
-    if model.grad_checkpointing:
+    if getattr(model, "grad_checkpointing", False):  # timm; Hugging Face models: their adapter checks
         raise ValueError(
             "token methods do not support grad checkpointing (recomputation would see later tokens)"
         )
-    built = builder(describe(model, img_size), **config)
+    spec = describe(model, img_size)
+    built = builder(spec, **resolve(config))
+    built.plan(spec)
     remove(model)
     token_patch.patch(model, built, trace_source=trace_source)
     if hasattr(built, "set"):  # runtime settings, e.g. model.sait.set(mode="mass", mass=0.9)

@@ -16,8 +16,9 @@ def data_config(model: nn.Module) -> dict:
     ``resolve_data_config`` reads the *pretrained* config, so a model created with
     overrides such as ``img_size=32`` or ``in_chans=1`` would still report
     ``(3, 224, 224)``. When the model has a patch embedding we trust its image size
-    and input channels instead.
+    and input channels instead. A ``torch.compile``d model is read through the module it wraps.
     """
+    model = getattr(model, "_orig_mod", model)
     cfg = resolve_data_config({}, model=model)
     channels, height, width = cfg["input_size"]
     patch_embed = getattr(model, "patch_embed", None)

@@ -14,7 +14,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.state import TokenState
+from vitprune.tokens.state import TokenState, keep_count
 from vitprune.vit import VitSpec
 
 
@@ -22,6 +22,10 @@ class TokenMethod(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     prop_attn: bool = False
+    # True where each image keeps its own token count (padded, masked): shapes then depend on the data.
+    per_image_counts: bool = False
+    _kept: dict[tuple[int, int], int] | None = None
+    _spec: VitSpec | None = None
 
     @abstractmethod
     def active(self, layer: int) -> bool:
@@ -34,6 +38,27 @@ class TokenMethod(ABC):
     @abstractmethod
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
         """Predicted (tokens into attention, tokens into MLP) per block, prefix tokens included."""
+
+    def plan(self, spec: VitSpec) -> None:
+        """Fix the token counts for the model ``spec`` describes before any forward (see ``kept``)."""
+        self._spec, self._kept = spec, None
+        self.schedule(spec)
+
+    def kept(self, layer: int, n: int, rate: float) -> int:
+        """``keep_count(rate, n)``: patches block ``layer`` keeps of ``n``, memoised per (layer, n).
+
+        ``vitprune.apply`` calls ``plan``, which fills the memo for the model's own input size, so a
+        forward under ``torch.compile`` reads token counts as ints. Traced from a float
+        rate instead, a count turns symbolic as soon as a second compiled model (or a new SaiT
+        density) changes that float, and every shape after it with it. The memo assumes the rates
+        of a method object do not change; a method whose rates do (SaiT's ``set``) plans again.
+        """
+        if self._kept is None:
+            self._kept = {}
+        key = (layer, n)
+        if key not in self._kept:
+            self._kept[key] = keep_count(rate, n)
+        return self._kept[key]
 
 
 Builder = Callable[..., TokenMethod]

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from vitprune.methods.base import TokenMethod, check_layer, check_options, register, require_class_token
 from vitprune.methods.target import bisect, method_macs, parse_macs_target
 from vitprune.tokens.select import keep_topk
-from vitprune.tokens.state import keep_count
 from vitprune.vit import VitSpec
 
 
@@ -39,20 +38,21 @@ class EViT(TokenMethod):
     def __init__(self, rates: dict[int, float], fuse: bool = True):
         self.rates = rates
         self.fuse = fuse
+        self.reducing = frozenset(layer for layer, rate in rates.items() if rate < 1.0)
 
     def active(self, layer: int) -> bool:
-        return self.rates.get(layer, 1.0) < 1.0
+        return layer in self.reducing  # ints, not float rates: see TokenMethod.kept
 
     def reduce(self, layer, x, state, attn):
         scores = attn.cls_attention().mean(1)[:, state.num_prefix :]
-        return keep_topk(x, state, scores, keep_count(self.rates[layer], state.num_patches), self.fuse)
+        return keep_topk(x, state, scores, self.kept(layer, state.num_patches, self.rates[layer]), self.fuse)
 
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
         counts, n = [], spec.num_patches
         for layer in range(spec.depth):
             after = n
             if self.active(layer):
-                after = keep_count(self.rates[layer], n)
+                after = self.kept(layer, n, self.rates[layer])
                 after += int(self.fuse and after < n)
             counts.append((n + spec.num_prefix, after + spec.num_prefix))
             n = after

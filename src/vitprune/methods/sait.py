@@ -21,7 +21,6 @@ from __future__ import annotations
 from vitprune.methods.base import TokenMethod, check_layer, check_options, register, require_class_token
 from vitprune.methods.target import bisect, method_macs, parse_macs_target
 from vitprune.tokens.select import keep_topk, mass_counts
-from vitprune.tokens.state import keep_count
 from vitprune.vit import VitSpec
 
 MODES = ("dense", "ratio", "value", "mass")
@@ -57,7 +56,15 @@ class SaiT(TokenMethod):
         self.keep = float(keep) if keep is not None else self.keep
         self.tau = float(tau) if tau is not None else self.tau
         self.mass = float(mass) if mass is not None else self.mass
+        if keep is not None:  # the counts memoised were for the old density
+            self._kept = None
+            if self._spec is not None:
+                self.plan(self._spec)
         return self
+
+    @property
+    def per_image_counts(self) -> bool:
+        return self.mode in ("value", "mass")
 
     def active(self, layer: int) -> bool:
         return self.mode != "dense" and layer in self.layers
@@ -67,7 +74,7 @@ class SaiT(TokenMethod):
         scores = attn.cls_attention().mean(1)[:, p:]
         valid = None if state.valid is None else state.valid[:, p:]
         if self.mode == "ratio":
-            return keep_topk(x, state, scores, keep_count(self.keep, state.num_patches))
+            return keep_topk(x, state, scores, self.kept(layer, state.num_patches, self.keep))
         if self.mode == "mass":
             return keep_topk(x, state, scores, mass_counts(scores, self.mass, valid))
         real = scores.masked_fill(~valid, 0) if valid is not None else scores
@@ -82,7 +89,7 @@ class SaiT(TokenMethod):
         """Counts in ratio or dense mode; value and mass modes depend on each image (an upper bound)."""
         counts, n = [], spec.num_patches
         for layer in range(spec.depth):
-            after = keep_count(self.keep, n) if self.mode == "ratio" and self.active(layer) else n
+            after = self.kept(layer, n, self.keep) if self.mode == "ratio" and self.active(layer) else n
             counts.append((n + spec.num_prefix, after + spec.num_prefix))
             n = after
         return counts

@@ -28,7 +28,6 @@ from torch import Tensor
 from vitprune.methods.base import TokenMethod, check_options, register, require_class_token
 from vitprune.methods.target import bisect, method_macs, parse_macs_target
 from vitprune.tokens.select import keep_topk, mass_counts
-from vitprune.tokens.state import keep_count
 from vitprune.vit import VitSpec
 
 EPS = 1e-6
@@ -53,12 +52,17 @@ class STAR(TokenMethod):
 
     def __init__(self, rates: list[float], prior: Tensor | None, alpha: float, adaptive: bool = False):
         self.rates = rates
+        self.reducing = frozenset(layer for layer, rate in enumerate(rates) if rate < 1.0)
         self.prior = prior
         self.alpha = alpha
         self.adaptive = adaptive
 
+    @property
+    def per_image_counts(self) -> bool:
+        return self.adaptive
+
     def active(self, layer: int) -> bool:
-        return self.rates[layer] < 1.0
+        return layer in self.reducing  # ints, not float rates: see TokenMethod.kept
 
     def scores(self, layer: int, state, attn) -> Tensor:
         """Fused score of every current patch, ``[B, patches]``."""
@@ -74,13 +78,13 @@ class STAR(TokenMethod):
         if self.adaptive:
             valid = None if state.valid is None else state.valid[:, state.num_prefix :]
             return keep_topk(x, state, scores, mass_counts(scores, self.rates[layer], valid))
-        return keep_topk(x, state, scores, keep_count(self.rates[layer], state.num_patches))
+        return keep_topk(x, state, scores, self.kept(layer, state.num_patches, self.rates[layer]))
 
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
         """Token counts of the static variant (the adaptive one's depend on each image: an upper bound)."""
         counts, n = [], spec.num_patches
-        for rate in self.rates:
-            after = n if self.adaptive else keep_count(rate, n)
+        for layer, rate in enumerate(self.rates):
+            after = n if self.adaptive else self.kept(layer, n, rate)
             counts.append((n + spec.num_prefix, after + spec.num_prefix))
             n = after
         return counts

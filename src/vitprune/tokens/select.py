@@ -16,22 +16,37 @@ def _prefix_index(state: TokenState, like: Tensor) -> Tensor:
     return torch.arange(state.num_prefix, device=like.device).expand(b, state.num_prefix)
 
 
+BUCKETS = 8
+
+
+def bucket_length(longest: int, n: int, buckets: int = BUCKETS) -> int:
+    """The smallest of ``buckets`` evenly spaced lengths ceil(n·i / buckets) that holds ``longest``.
+
+    Under ``torch.compile`` a batch of per-image counts is padded to one of these few lengths rather
+    than to its longest image, so new counts reuse a compiled graph instead of compiling another.
+    """
+    i = (longest - 1) * buckets // n + 1  # the first i with ceil(n·i / buckets) >= longest
+    return -(-n * i // buckets)
+
+
 def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int | Tensor, fuse: bool = False):
     """Keep the ``k`` patch tokens with the highest ``scores`` ([B, patches]); drop the rest.
 
     Kept patches follow the prefix in descending score order, as the authors' code of EViT, STAR
     and PPT lays them out (``topk(sorted=True)``); only PPT's later bipartite split depends on it.
     ``k`` is one count for the batch, or a ``[B]`` tensor of per-image counts: the batch is then as
-    long as the largest count and each shorter image is padded (``state.valid`` marks the padding,
-    which the attention mask hides and the MACs do not count). Padding never wins a place while a
-    real token is left. With ``fuse`` (EViT's inattentive-token fusion, Liang et al. 2022 Eq. 2)
+    long as the largest count (under ``torch.compile``, the next ``bucket_length``) and each shorter
+    image is padded (``state.valid`` marks the padding, which the attention mask hides). Padding
+    never wins a place while a real token is left. With ``fuse`` (EViT's fusion, Liang et al. Eq. 2)
     the dropped patches become one extra token at the end, Σ score_j · x_j over the dropped j
     (unnormalised, as in the paper and its code); its size is the sum of theirs, its position -1.
     """
     p = state.num_prefix
     n = scores.shape[1]
     per_image = isinstance(k, Tensor)
-    longest = int(k.max()) if per_image else k
+    longest = int(k.max()) if per_image else k  # per-image counts: the one host read, shapes need it
+    if per_image and torch.compiler.is_compiling():
+        longest = bucket_length(longest, n)
     if longest >= n and not per_image:
         return x, state
     patch_valid = None if state.valid is None else state.valid[:, p:]

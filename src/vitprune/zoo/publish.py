@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         info["evaluated_at"] = {"mode": model.sait.mode, "keep": model.sait.keep}
         model.sait.set(mode="dense")
         info["dense_mode"] = evaluate(model, loader)
-    save_state_dict(model.state_dict(), zoo.ZOO_DIR / f"{args.name}.safetensors")
-    write_bytes(zoo.ZOO_DIR / f"{args.name}.json", json_bytes(info))
+    save_state_dict(model.state_dict(), zoo.catalog.ZOO_DIR / f"{args.name}.safetensors")
+    write_bytes(zoo.catalog.ZOO_DIR / f"{args.name}.json", json_bytes(info))
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=2))
 
 
