@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from vitprune.tokens.families import UnsupportedModelError, family_of
+from vitprune.tokens.families.base import linear_macs
 
 __all__ = ["BlockSpec", "UnsupportedModelError", "VitSpec", "check_supported", "describe"]
 
@@ -19,11 +20,6 @@ __all__ = ["BlockSpec", "UnsupportedModelError", "VitSpec", "check_supported", "
 def check_supported(model: nn.Module) -> None:
     """Raise ``UnsupportedModelError`` unless token methods can patch ``model`` faithfully."""
     family_of(model)
-
-
-def _linear_macs(module: nn.Module) -> int:
-    """MACs per token of every Linear inside ``module`` (in_features × out_features each)."""
-    return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
 
 
 @dataclass(frozen=True)
@@ -63,9 +59,9 @@ def describe(model: nn.Module, img_size: tuple[int, int] | int | None = None) ->
     embed = gh * gw * proj.in_channels * proj.out_channels * proj.kernel_size[0] * proj.kernel_size[1]
     blocks = tuple(
         BlockSpec(
-            attn_linear=_linear_macs(family.attention(b)),
+            attn_linear=linear_macs(family.attention(b).modules()),
             attn_dim=sum(p.out_features for p in family.projections(b)) // 3,
-            mlp_linear=_linear_macs(family.mlp(b)),
+            mlp_linear=linear_macs(family.mlp(b).modules()),
         )
         for b in family.blocks(model)
     )

@@ -23,6 +23,9 @@ def data_config(model: nn.Module) -> dict:
     channels, height, width = cfg["input_size"]
     patch_embed = getattr(model, "patch_embed", None)
     img_size = getattr(patch_embed, "img_size", None)
+    hf = getattr(model, "config", None)  # a Hugging Face model's config gives its size and channels
+    if img_size is None and isinstance(getattr(hf, "image_size", None), int):
+        img_size, channels = (hf.image_size, hf.image_size), getattr(hf, "num_channels", channels)
     if img_size is not None:
         height, width = img_size
     in_channels = getattr(getattr(patch_embed, "proj", None), "in_channels", None)

@@ -1,5 +1,6 @@
 """A model by name: a name found in :mod:`vitprune.zoo` (models vitprune trained and ships) is
-resolved first; anything else is handed to ``timm.create_model``."""
+resolved first; ``hf:PATH`` is a local Hugging Face ``save_pretrained`` directory; anything else
+is handed to ``timm.create_model``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from torch import nn
 
 from vitprune import zoo
 from vitprune.models.build import build
+from vitprune.models.hf import PREFIX, load_hf
 
 
 def load_model(
@@ -25,6 +27,10 @@ def load_model(
     ``timm.create_model`` (e.g. ``img_size``, ``in_chans``); ``num_classes`` resizes the classifier
     head. The checkpoint must match the model exactly (see :func:`vitprune.models.build.build`).
     """
+    if name.startswith(PREFIX):
+        if pretrained or checkpoint is not None or kwargs or num_classes is not None:
+            raise ValueError(f"{name} carries its own config and weights: drop --pretrained/--checkpoint/...")
+        return load_hf(name[len(PREFIX) :])
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if name in zoo.names():

@@ -10,11 +10,16 @@ core (``tokens/patch.py``) puts the reduction between the halves; the methods ne
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from torch import Tensor, nn
 
 from vitprune.tokens.attention import AttentionView
+
+
+def linear_macs(modules: Iterable[nn.Module]) -> int:
+    """MACs per token of the ``nn.Linear`` among ``modules`` (in_features × out_features each)."""
+    return sum(m.in_features * m.out_features for m in modules if isinstance(m, nn.Linear))
 
 
 class UnsupportedModelError(TypeError):

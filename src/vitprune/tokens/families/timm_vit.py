@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from timm.layers import Attention
 from timm.models.vision_transformer import Block, VisionTransformer
-from torch import Tensor, nn
+from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError
+from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs
 
 POOLS = ("token", "avg", "max", "")
 
@@ -74,8 +74,7 @@ class TimmVit(Family):
         return tuple(model.patch_embed.img_size)
 
     def head_macs(self, model):
-        heads = [m for m in (model.head, getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]
-        return sum(h.in_features * h.out_features for h in heads)
+        return linear_macs([model.head, getattr(model, "head_dist", None)])
 
     def attention(self, blk):
         return blk.attn

@@ -1,0 +1,125 @@
+"""Hugging Face encoders (issue 19): ViT, DeiT with teacher, DINOv2 with registers, CLIP and SigLIP
+vision towers, random weights. Identity at zero reduction, bit-exact remove, every token method at
+batch 1 and 4 with the MACs it promises, and MACs that agree with torch's FlopCounterMode."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from families import flop_macs, hf_model, main_output
+
+import vitprune
+from vitprune.measure import macs
+from vitprune.methods.target import method_macs
+from vitprune.vit import describe
+
+pytest.importorskip("transformers")
+
+MODELS = ["hf-vit", "hf-deit", "hf-dinov2-reg", "hf-clip", "hf-siglip"]
+CLS_METHODS = {
+    "evit": {"keep": 0.5, "layers": [1, 2]},
+    "ppt": {"r": 3, "layers": [1, 2]},
+    "star": {"alpha": 1.0, "rates": [1.0, 0.7, 0.7, 1.0]},
+    "sait": {"layer": 1},
+}
+
+
+def _images(b: int) -> torch.Tensor:
+    return torch.randn(b, 3, 32, 32, generator=torch.Generator().manual_seed(b))
+
+
+def _run(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_zero_reduction_gives_the_unpatched_output(name):
+    model, x = hf_model(name), _images(2)
+    dense = main_output(_run(model, x))
+    configs = [("tome", {"r": 0})] + ([("evit", {"keep": 1.0})] if name != "hf-siglip" else [])
+    for method, config in configs:
+        vitprune.apply(model, method, **config)
+        torch.testing.assert_close(main_output(_run(model, x)), dense, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_remove_is_bit_identical(name):
+    model, x = hf_model(name), _images(2)
+    before = copy.deepcopy(model.state_dict())
+    classes = [type(m) for m in model.modules()]
+    dense = _run(model, x)
+    vitprune.apply(model, "tome", r=3)
+    _run(model, x)
+    vitprune.remove(model)
+    assert [type(m) for m in model.modules()] == classes
+    assert not any(k.startswith("_vp") for m in model.modules() for k in vars(m))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(main_output(_run(model, x)), main_output(dense))
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("method", ["tome", *CLS_METHODS])
+def test_every_method_runs_and_cuts_the_macs_it_promises(name, method):
+    model = hf_model(name)
+    dense_type = type(_run(model, _images(1)))
+    config = CLS_METHODS.get(method, {"r": 3})
+    if name == "hf-siglip" and method != "tome":
+        with pytest.raises(ValueError, match="class_token=False"):
+            vitprune.apply(model, method, **config)
+        return
+    vitprune.apply(model, method, **config)
+    promised = method_macs(model.vitprune.method, describe(model))
+    for b in (1, 4):
+        x = _images(b)
+        out = _run(model, x)
+        assert type(out) is dense_type and torch.isfinite(main_output(out)).all()
+        report = macs(model, x)
+        assert report.mean < report.dense
+        assert report.mean == pytest.approx(promised, rel=1e-9)
+
+
+ADAPTIVE = {
+    "sait": ({"layer": 1}, {"mode": "mass", "mass": 0.6}),
+    "star": ({"alpha": 1.0, "rates": [1.0, 0.6, 0.8, 1.0], "adaptive": True}, None),
+}
+
+
+@pytest.mark.parametrize("name", ["hf-vit", "hf-deit", "hf-dinov2-reg", "hf-clip"])
+@pytest.mark.parametrize("method", ADAPTIVE)
+def test_adaptive_modes_are_batch_invariant(name, method):
+    model = hf_model(name)
+    config, runtime = ADAPTIVE[method]
+    vitprune.apply(model, method, **config)
+    if runtime:
+        model.sait.set(**runtime)
+    x = _images(4)
+    batched = main_output(_run(model, x))
+    alone = torch.cat([main_output(_run(model, x[i : i + 1])) for i in range(4)])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_macs_agree_with_flop_counter(name):
+    model, x = hf_model(name), _images(2)
+    assert macs(model, x).mean == pytest.approx(flop_macs(model, x), rel=0.02)
+    vitprune.apply(model, "tome", r=3)
+    reduced = macs(model, x).mean
+    assert reduced == pytest.approx(flop_macs(model, x), rel=0.02)
+
+
+def test_cli_model_hf_path_loads_a_local_directory(tmp_path):
+    from vitprune.data.transforms import resolve_input_size
+    from vitprune.models.load import load_model
+
+    saved, x = hf_model("hf-vit"), _images(2)
+    saved.save_pretrained(tmp_path)
+    model = load_model(f"hf:{tmp_path}")
+    assert type(model) is type(saved) and resolve_input_size(model) == (3, 32, 32)
+    torch.testing.assert_close(_run(model, x).logits, _run(saved, x).logits, atol=0, rtol=0)
+    vitprune.apply(model, "tome", r=3)
+    assert macs(model, x).ratio < 1
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_model(f"hf:{tmp_path}/missing")
