@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
@@ -15,13 +16,14 @@ def _cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwar
 CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}
 
 HF_SMALL = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, image_size=32, patch_size=8)
+TIMM_SMALL = dict(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=10)
+HF = ["hf-vit", "hf-deit", "hf-dinov2-reg", "hf-clip", "hf-siglip"]
+TIMM = ["timm-siglip-map"]
+NO_CLASS_TOKEN = {"hf-siglip", "timm-siglip-map"}
 
 
-def hf_model(name: str) -> nn.Module:
-    """One of the Hugging Face encoders of issue 19, 4 blocks of width 64 on 32×32 images."""
-    import transformers as tf
-
-    torch.manual_seed(0)
+def _hf(name: str) -> nn.Module:
+    tf = pytest.importorskip("transformers")
     builders = {
         "hf-vit": lambda: tf.ViTForImageClassification(
             tf.ViTConfig(intermediate_size=128, num_labels=10, **HF_SMALL)
@@ -35,16 +37,33 @@ def hf_model(name: str) -> nn.Module:
         "hf-clip": lambda: tf.CLIPVisionModel(tf.CLIPVisionConfig(intermediate_size=128, **HF_SMALL)),
         "hf-siglip": lambda: tf.SiglipVisionModel(tf.SiglipVisionConfig(intermediate_size=128, **HF_SMALL)),
     }
-    return builders[name]().eval()
+    return builders[name]()
+
+
+def _timm(name: str) -> nn.Module:
+    from timm.models.vision_transformer import VisionTransformer
+
+    builders = {
+        "timm-siglip-map": lambda: VisionTransformer(class_token=False, global_pool="map", **TIMM_SMALL),
+    }
+    return builders[name]()
+
+
+def build(name: str) -> nn.Module:
+    """One model of a family of issue 19: 4 blocks of width 64 on 32×32 images, seed 0, eval mode."""
+    torch.manual_seed(0)
+    return (_hf(name) if name.startswith("hf-") else _timm(name)).eval()
 
 
 def main_output(out) -> Tensor:
-    """The tensor a user reads: logits, else the pooled output."""
+    """The tensor a user reads: timm's output, transformers' logits, else its pooled output."""
+    if isinstance(out, Tensor):
+        return out
     return out.logits if hasattr(out, "logits") else out.pooler_output
 
 
 def flop_macs(model: nn.Module, x: Tensor) -> float:
     """MACs per image as torch's FlopCounterMode counts them (FLOPs / 2), CPU fused attention included."""
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:  # no_grad trips its tracker
         model(x)
     return counter.get_total_flops() / 2 / x.shape[0]

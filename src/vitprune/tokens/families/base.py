@@ -22,6 +22,14 @@ def linear_macs(modules: Iterable[nn.Module]) -> int:
     return sum(m.in_features * m.out_features for m in modules if isinstance(m, nn.Linear))
 
 
+def pool_bias(module: nn.Module, dtype) -> Tensor | None:
+    """The additive mask ``[B, 1, 1, N]`` an attention pool gives the tokens it reads: log(size), so a
+    merged token weighs as the patches it holds (proportional attention, Bolya et al., ICLR 2023,
+    §3), and -inf for padding; None while every token is one unpadded patch."""
+    state = module._vp_ctx.state
+    return None if state is None else state.attention_bias(dtype, proportional=True)
+
+
 class UnsupportedModelError(TypeError):
     """The model is not one a token method can patch."""
 

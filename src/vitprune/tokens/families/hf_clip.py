@@ -5,22 +5,20 @@ Their encoder layer is ``layer_norm1, self_attn(attention_mask=), +residual`` th
 mlp, +residual`` (``CLIPEncoderLayer`` / ``SiglipEncoderLayer``). CLIP pools its class token,
 which is never reduced. SigLIP has no class token (CLS-scored methods refuse it) and pools with a
 multi-head attention probe (``SiglipMultiheadAttentionPoolingHead``): its ``nn.MultiheadAttention``
-gets log(token size) and the padding as its float mask, so a merged token weighs as the patches it
-holds, as in proportional attention (Bolya et al., ICLR 2023, §3).
+gets log(token size) and the padding as its float mask (``base.pool_bias``).
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from vitprune.tokens.families.base import linear_macs
+from vitprune.tokens.families.base import linear_macs, pool_bias
 from vitprune.tokens.families.hf import HfEncoder
 
 
 def _size_weighted_probe(self, query: Tensor, key: Tensor, value: Tensor, **kwargs):
     """``nn.MultiheadAttention.forward`` with every key's log(size) and padding as its float mask."""
-    state = self._vp_ctx.state
-    bias = None if state is None else state.attention_bias(key.dtype, proportional=True)
+    bias = pool_bias(self, key.dtype)
     if bias is not None:  # [B, 1, 1, N] → [B·heads, 1, N], one row per probe
         kwargs["attn_mask"] = bias[:, 0].repeat_interleave(self.num_heads, 0)
     return super(type(self), self).forward(query, key, value, **kwargs)

@@ -2,17 +2,18 @@
 
 Blocks are timm's ``Block`` with timm's ``Attention`` (fused ``qkv``, optional q/k norms); the
 halves call ``norm1, attn(attn_mask=), ls1, drop_path1`` and ``norm2, mlp, ls2, drop_path2`` as
-``Block.forward`` does. Average pooling is weighted by token size and max pooling skips padding.
+``Block.forward`` does. Average pooling is weighted by token size and max pooling skips padding;
+SigLIP's attention pool (``global_pool='map'``) gets log(size) and padding as its mask.
 """
 
 from __future__ import annotations
 
-from timm.layers import Attention
+from timm.layers import Attention, AttentionPoolLatent
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs
+from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs, pool_bias
 
 POOLS = ("token", "avg", "max", "")
 
@@ -33,6 +34,14 @@ def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor
     return (x[:, start:] * w).sum(1) / w.sum(1)
 
 
+def _size_weighted_latent(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """``AttentionPoolLatent.forward`` (``global_pool='map'``, SigLIP's head) with the tokens'
+    log(size) and padding as its mask."""
+    if attn_mask is not None:
+        raise ValueError("vitprune-patched attention pools take no attention mask from the caller")
+    return super(type(self), self).forward(x, attn_mask=pool_bias(self, x.dtype))
+
+
 class TimmVit(Family):
     supported = (
         "timm VisionTransformer: vit_*, deit_* (incl. *_distilled), deit3_* (LayerScale), "
@@ -50,7 +59,15 @@ class TimmVit(Family):
                     f"block {i} has {type(blk.attn).__name__}; token methods need timm's Attention. "
                     f"Supported: {self.supported}"
                 )
-        if getattr(model, "attn_pool", None) is not None or model.global_pool not in POOLS:
+        pool = getattr(model, "attn_pool", None)
+        pool_class = getattr(type(pool), "_vp_original_class", type(pool))
+        if pool is not None and (pool_class is not AttentionPoolLatent or pool.pos_embed is not None):
+            raise UnsupportedModelError(
+                f"attention pool {pool_class.__name__} with pos_embed={pool.pos_embed is not None} is "
+                "not supported: its position embedding cannot follow reduced tokens; allowed: "
+                "AttentionPoolLatent without pos_embed (global_pool='map')"
+            )
+        if pool is None and model.global_pool not in POOLS:
             raise UnsupportedModelError(
                 f"global_pool={model.global_pool!r} is not supported; allowed: {POOLS}"
             )
@@ -73,9 +90,6 @@ class TimmVit(Family):
     def default_img_size(self, model):
         return tuple(model.patch_embed.img_size)
 
-    def head_macs(self, model):
-        return linear_macs([model.head, getattr(model, "head_dist", None)])
-
     def attention(self, blk):
         return blk.attn
 
@@ -95,4 +109,17 @@ class TimmVit(Family):
         return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
 
     def overrides(self, model):
-        return [(model, {"pool": _size_weighted_pool})]
+        pool = getattr(model, "attn_pool", None)
+        latent = [(pool, {"forward": _size_weighted_latent})] if pool is not None else []
+        return [(model, {"pool": _size_weighted_pool}), *latent]
+
+    def pool_macs_per_token(self, model):
+        pool = getattr(model, "attn_pool", None)
+        if pool is None:
+            return 0
+        return (pool.kv.in_features + pool.latent_len) * pool.kv.out_features  # k, v; q·k and a·v
+
+    def head_macs(self, model):
+        pool = getattr(model, "attn_pool", None)
+        pooled = [] if pool is None else [m for m in pool.modules() if m is not pool.kv]
+        return linear_macs([model.head, getattr(model, "head_dist", None), *pooled])

@@ -1,6 +1,6 @@
-"""Hugging Face encoders (issue 19): ViT, DeiT with teacher, DINOv2 with registers, CLIP and SigLIP
-vision towers, random weights. Identity at zero reduction, bit-exact remove, every token method at
-batch 1 and 4 with the MACs it promises, and MACs that agree with torch's FlopCounterMode."""
+"""The model families of issue 19 (tests/families.py), random weights: identity at zero reduction,
+bit-exact remove, every token method at batch 1 and 4 with the MACs it promises, batch-invariant
+adaptive modes, and MACs that agree with torch's FlopCounterMode."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ import copy
 
 import pytest
 import torch
-from families import flop_macs, hf_model, main_output
+from families import HF, NO_CLASS_TOKEN, TIMM, build, flop_macs, main_output
 
 import vitprune
 from vitprune.measure import macs
 from vitprune.methods.target import method_macs
 from vitprune.vit import describe
 
-pytest.importorskip("transformers")
-
-MODELS = ["hf-vit", "hf-deit", "hf-dinov2-reg", "hf-clip", "hf-siglip"]
+MODELS = HF + TIMM
 CLS_METHODS = {
     "evit": {"keep": 0.5, "layers": [1, 2]},
     "ppt": {"r": 3, "layers": [1, 2]},
@@ -37,9 +35,9 @@ def _run(model, x):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_zero_reduction_gives_the_unpatched_output(name):
-    model, x = hf_model(name), _images(2)
+    model, x = build(name), _images(2)
     dense = main_output(_run(model, x))
-    configs = [("tome", {"r": 0})] + ([("evit", {"keep": 1.0})] if name != "hf-siglip" else [])
+    configs = [("tome", {"r": 0})] + ([("evit", {"keep": 1.0})] if name not in NO_CLASS_TOKEN else [])
     for method, config in configs:
         vitprune.apply(model, method, **config)
         torch.testing.assert_close(main_output(_run(model, x)), dense, atol=1e-5, rtol=0)
@@ -47,7 +45,7 @@ def test_zero_reduction_gives_the_unpatched_output(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_remove_is_bit_identical(name):
-    model, x = hf_model(name), _images(2)
+    model, x = build(name), _images(2)
     before = copy.deepcopy(model.state_dict())
     classes = [type(m) for m in model.modules()]
     dense = _run(model, x)
@@ -63,10 +61,10 @@ def test_remove_is_bit_identical(name):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("method", ["tome", *CLS_METHODS])
 def test_every_method_runs_and_cuts_the_macs_it_promises(name, method):
-    model = hf_model(name)
+    model = build(name)
     dense_type = type(_run(model, _images(1)))
     config = CLS_METHODS.get(method, {"r": 3})
-    if name == "hf-siglip" and method != "tome":
+    if name in NO_CLASS_TOKEN and method != "tome":
         with pytest.raises(ValueError, match="class_token=False"):
             vitprune.apply(model, method, **config)
         return
@@ -87,10 +85,10 @@ ADAPTIVE = {
 }
 
 
-@pytest.mark.parametrize("name", ["hf-vit", "hf-deit", "hf-dinov2-reg", "hf-clip"])
+@pytest.mark.parametrize("name", [m for m in MODELS if m not in NO_CLASS_TOKEN])
 @pytest.mark.parametrize("method", ADAPTIVE)
 def test_adaptive_modes_are_batch_invariant(name, method):
-    model = hf_model(name)
+    model = build(name)
     config, runtime = ADAPTIVE[method]
     vitprune.apply(model, method, **config)
     if runtime:
@@ -103,7 +101,7 @@ def test_adaptive_modes_are_batch_invariant(name, method):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_macs_agree_with_flop_counter(name):
-    model, x = hf_model(name), _images(2)
+    model, x = build(name), _images(2)
     assert macs(model, x).mean == pytest.approx(flop_macs(model, x), rel=0.02)
     vitprune.apply(model, "tome", r=3)
     reduced = macs(model, x).mean
@@ -111,10 +109,11 @@ def test_macs_agree_with_flop_counter(name):
 
 
 def test_cli_model_hf_path_loads_a_local_directory(tmp_path):
+    pytest.importorskip("transformers")
     from vitprune.data.transforms import resolve_input_size
     from vitprune.models.load import load_model
 
-    saved, x = hf_model("hf-vit"), _images(2)
+    saved, x = build("hf-vit"), _images(2)
     saved.save_pretrained(tmp_path)
     model = load_model(f"hf:{tmp_path}")
     assert type(model) is type(saved) and resolve_input_size(model) == (3, 32, 32)
