@@ -122,3 +122,17 @@ def test_cli_model_hf_path_loads_a_local_directory(tmp_path):
     assert macs(model, x).ratio < 1
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_model(f"hf:{tmp_path}/missing")
+
+
+def test_rotary_position_follows_the_token():
+    from vitprune.tokens.families.eva import follow
+
+    rope = torch.randn(6, 8)  # 6 patches, sin | cos of width 4 each
+    pos = torch.tensor([[0, 3, 1, -1], [0, 6, 2, 4]])  # class token first; -1: a fused token
+    out = follow(rope, pos, num_prefix=1)
+    assert out.shape == (2, 1, 3, 8)
+    torch.testing.assert_close(out[0, 0, :2], rope[[2, 0]])
+    torch.testing.assert_close(out[0, 0, 2], torch.cat([torch.zeros(4), torch.ones(4)]))  # no rotation
+    torch.testing.assert_close(out[1, 0], rope[[5, 1, 3]])
+    mixed = follow(torch.randn(4, 6, 8), pos, num_prefix=1)  # per-head tables (rope_mixed)
+    assert mixed.shape == (2, 4, 3, 8)

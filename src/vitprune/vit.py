@@ -60,7 +60,7 @@ def describe(model: nn.Module, img_size: tuple[int, int] | int | None = None) ->
     blocks = tuple(
         BlockSpec(
             attn_linear=linear_macs(family.attention(b).modules()),
-            attn_dim=sum(p.out_features for p in family.projections(b)) // 3,
+            attn_dim=family.attn_dim(b),
             mlp_linear=linear_macs(family.mlp(b).modules()),
         )
         for b in family.blocks(model)

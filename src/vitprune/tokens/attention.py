@@ -51,8 +51,9 @@ class AttentionView:
         self._set(q, k, v, attn.scale, bias, attn.q_norm, attn.k_norm)
 
     @classmethod
-    def of_heads(cls, q: Tensor, k: Tensor, v: Tensor, scale: float, bias: Tensor | None) -> AttentionView:
-        """A view of ``[B, H, N, head_dim]`` q, k, v that need no normalisation before use."""
+    def of_heads(cls, q: Tensor, k: Tensor, v, scale: float, bias: Tensor | None) -> AttentionView:
+        """A view of ``[B, H, N, head_dim]`` q, k, v that need no normalisation before use; ``v`` may be
+        a function returning it, called only if a method asks for value norms."""
         view = cls.__new__(cls)
         view._set(q, k, v, scale, bias, nn.Identity(), nn.Identity())
         return view
@@ -78,4 +79,5 @@ class AttentionView:
 
     def value_norms(self) -> Tensor:
         """‖v_j‖₂ of each token's value, concatenated over heads, ``[B, N]``, in float32."""
-        return self._v.float().pow(2).sum(dim=(1, 3)).sqrt()
+        v = self._v() if callable(self._v) else self._v  # computed on demand where nothing holds it
+        return v.float().pow(2).sum(dim=(1, 3)).sqrt()

@@ -41,6 +41,7 @@ class TokenContext:
     family: Family
     trace_source: bool = False
     state: TokenState | None = None
+    start: TokenState | None = None  # the state entering block 0 of the current forward
     counts: list[BlockCount] | None = field(default=None, repr=False)
     swapped: list[nn.Module] = field(default_factory=list, repr=False)
 
@@ -62,20 +63,20 @@ def _reducing_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
     ctx: TokenContext = self._vp_ctx
     layer: int = self._vp_layer
     if layer == 0:
-        ctx.state = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
-    state = ctx.state
+        ctx.state = ctx.start = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
+    state, family = ctx.state, ctx.family
     n_attn = None if ctx.counts is None else state.counts()
     bias = state.attention_bias(_compute_dtype(x), ctx.method.prop_attn)
     active = ctx.method.active(layer)
-    if not active and bias is None and n_attn is None:
+    plain = not family.positional or state is ctx.start  # positions given by the model still fit
+    if not active and bias is None and n_attn is None and plain:
         return self._vp_original_class.forward(self, x, *args, **kwargs)
-    family = ctx.family
     projections = family.projections(self)
     for p in projections:
         p._vp_capture = active
-    x = family.attend(self, x, bias)
+    x = family.attend(self, x, bias, state, kwargs)
     if active:
-        view = family.view(self, [p._vp_qkv for p in projections], bias)
+        view = family.view(self, [p._vp_qkv for p in projections], bias, state, kwargs)
         for p in projections:
             p._vp_capture, p._vp_qkv = False, None
         x, ctx.state = ctx.method.reduce(layer, x, state, view)

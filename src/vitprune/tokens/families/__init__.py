@@ -5,11 +5,20 @@ from __future__ import annotations
 from torch import nn
 
 from vitprune.tokens.families.base import Family, UnsupportedModelError
+from vitprune.tokens.families.eva import TimmEva
 from vitprune.tokens.families.hf import HfDeit, HfDinov2Registers, HfVit
 from vitprune.tokens.families.hf_clip import HfClip, HfSiglip
 from vitprune.tokens.families.timm_vit import TimmVit
 
-FAMILIES: tuple[Family, ...] = (TimmVit(), HfVit(), HfDeit(), HfDinov2Registers(), HfClip(), HfSiglip())
+FAMILIES: tuple[Family, ...] = (
+    TimmVit(),
+    TimmEva(),
+    HfVit(),
+    HfDeit(),
+    HfDinov2Registers(),
+    HfClip(),
+    HfSiglip(),
+)
 
 
 def family_of(model: nn.Module) -> Family:

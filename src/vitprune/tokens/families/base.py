@@ -22,12 +22,13 @@ def linear_macs(modules: Iterable[nn.Module]) -> int:
     return sum(m.in_features * m.out_features for m in modules if isinstance(m, nn.Linear))
 
 
-def pool_bias(module: nn.Module, dtype) -> Tensor | None:
+def pool_bias(module: nn.Module, dtype, n: int) -> Tensor | None:
     """The additive mask ``[B, 1, 1, N]`` an attention pool gives the tokens it reads: log(size), so a
     merged token weighs as the patches it holds (proportional attention, Bolya et al., ICLR 2023,
-    §3), and -inf for padding; None while every token is one unpadded patch."""
+    §3), and -inf for padding, for the last ``n`` tokens; None while every token is one unpadded patch."""
     state = module._vp_ctx.state
-    return None if state is None else state.attention_bias(dtype, proportional=True)
+    bias = None if state is None else state.attention_bias(dtype, proportional=True)
+    return None if bias is None else bias[..., -n:]  # timm's pools may read the patches only
 
 
 class UnsupportedModelError(TypeError):
@@ -38,6 +39,9 @@ class Family(ABC):
     """Adapter for one model family. Subclasses are stateless; one instance serves every model."""
 
     supported: str  # one line for error messages: which models, which options
+    # True where blocks take per-token positions from the model (RoPE): a block may then run its own
+    # forward only while no token was removed.
+    positional: bool = False
 
     @abstractmethod
     def claims(self, model: nn.Module) -> bool:
@@ -93,12 +97,19 @@ class Family(ABC):
     def projections(self, blk: nn.Module) -> tuple[nn.Module, ...]:
         """The linear layers whose outputs hold q, k and v (captured while a block reduces)."""
 
-    @abstractmethod
-    def view(self, blk: nn.Module, outputs: list[Tensor], bias: Tensor | None) -> AttentionView:
-        """The attention view from the captured ``projections`` outputs, in their order."""
+    def attn_dim(self, blk: nn.Module) -> int:
+        """Heads × head_dim: one N×N attention product costs N²·attn_dim MACs."""
+        return sum(p.out_features for p in self.projections(blk)) // 3
 
     @abstractmethod
-    def attend(self, blk: nn.Module, x: Tensor, mask: Tensor | None) -> Tensor:
+    def view(
+        self, blk: nn.Module, outputs: list[Tensor], bias: Tensor | None, state, extra: dict
+    ) -> AttentionView:
+        """The attention view from the captured ``projections`` outputs, in their order; ``state`` is
+        the tokens' state and ``extra`` the keyword arguments the model passed to the block."""
+
+    @abstractmethod
+    def attend(self, blk: nn.Module, x: Tensor, mask: Tensor | None, state, extra: dict) -> Tensor:
         """``x`` plus the block's attention branch, ``mask`` the additive SDPA mask [B, 1, 1, N]."""
 
     @abstractmethod

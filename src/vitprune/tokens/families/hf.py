@@ -71,7 +71,7 @@ class HfEncoder(Family):
         attn = self.attention(blk)
         return (attn.q_proj, attn.k_proj, attn.v_proj)
 
-    def view(self, blk, outputs, bias):
+    def view(self, blk, outputs, bias, state, extra):
         attn = self.attention(blk)
         b, n, _ = outputs[0].shape
         q, k, v = (o.view(b, n, -1, attn.head_dim).transpose(1, 2) for o in outputs)
@@ -96,7 +96,7 @@ class HfVit(HfEncoder):
     def patch_embed(self, model):
         return model.base_model.embeddings.patch_embeddings.projection
 
-    def attend(self, blk, x, mask):
+    def attend(self, blk, x, mask, state, extra):
         return x + blk.dropout(blk.attention(blk.layernorm_before(x), mask)[0])
 
     def feed(self, blk, x):
@@ -131,7 +131,7 @@ class HfDinov2Registers(HfEncoder):
     def patch_embed(self, model):
         return model.base_model.embeddings.patch_embeddings.projection
 
-    def attend(self, blk, x, mask):
+    def attend(self, blk, x, mask, state, extra):
         return x + blk.drop_path(blk.layer_scale1(blk.attention(blk.norm1(x), attention_mask=mask)[0]))
 
     def feed(self, blk, x):

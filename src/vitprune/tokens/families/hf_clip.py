@@ -18,7 +18,7 @@ from vitprune.tokens.families.hf import HfEncoder
 
 def _size_weighted_probe(self, query: Tensor, key: Tensor, value: Tensor, **kwargs):
     """``nn.MultiheadAttention.forward`` with every key's log(size) and padding as its float mask."""
-    bias = pool_bias(self, key.dtype)
+    bias = pool_bias(self, key.dtype, key.shape[1])
     if bias is not None:  # [B, 1, 1, N] → [B·heads, 1, N], one row per probe
         kwargs["attn_mask"] = bias[:, 0].repeat_interleave(self.num_heads, 0)
     return super(type(self), self).forward(query, key, value, **kwargs)
@@ -42,7 +42,7 @@ class HfClip(HfEncoder):
     def patch_embed(self, model):
         return model.base_model.embeddings.patch_embedding
 
-    def attend(self, blk, x, mask):
+    def attend(self, blk, x, mask, state, extra):
         return x + blk.self_attn(hidden_states=blk.layer_norm1(x), attention_mask=mask)[0]
 
     def feed(self, blk, x):

@@ -26,7 +26,7 @@ def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor
         x = x.masked_fill(~state.valid[..., None], float("-inf"))  # padding must not win the max
     if pool_type != "avg" or state is None or (state.size is None and state.valid is None):
         return super(type(self), self).pool(x, pool_type)
-    start = 0 if self.pool_include_prefix else self.num_prefix_tokens
+    start = 0 if getattr(self, "pool_include_prefix", False) else self.num_prefix_tokens
     w = state.sizes(x)
     if state.valid is not None:
         w = w * state.valid[..., None]
@@ -39,7 +39,7 @@ def _size_weighted_latent(self, x: Tensor, attn_mask: Tensor | None = None) -> T
     log(size) and padding as its mask."""
     if attn_mask is not None:
         raise ValueError("vitprune-patched attention pools take no attention mask from the caller")
-    return super(type(self), self).forward(x, attn_mask=pool_bias(self, x.dtype))
+    return super(type(self), self).forward(x, attn_mask=pool_bias(self, x.dtype, x.shape[1]))
 
 
 class TimmVit(Family):
@@ -90,6 +90,9 @@ class TimmVit(Family):
     def default_img_size(self, model):
         return tuple(model.patch_embed.img_size)
 
+    def attn_dim(self, blk):
+        return blk.attn.num_heads * blk.attn.head_dim
+
     def attention(self, blk):
         return blk.attn
 
@@ -99,10 +102,10 @@ class TimmVit(Family):
     def projections(self, blk):
         return (blk.attn.qkv,)
 
-    def view(self, blk, outputs, bias):
+    def view(self, blk, outputs, bias, state, extra):
         return AttentionView(blk.attn, outputs[0], bias)
 
-    def attend(self, blk, x, mask):
+    def attend(self, blk, x, mask, state, extra):
         return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x), attn_mask=mask)))
 
     def feed(self, blk, x):
