@@ -18,7 +18,14 @@ CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdp
 HF_SMALL = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, image_size=32, patch_size=8)
 TIMM_SMALL = dict(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=10)
 HF = ["hf-vit", "hf-deit", "hf-dinov2-reg", "hf-clip", "hf-siglip"]
-TIMM = ["timm-siglip-map", "timm-eva02", "timm-vit-rope", "timm-vit-rope-mixed"]
+TIMM = [
+    "timm-siglip-map",
+    "timm-eva02",
+    "timm-vit-rope",
+    "timm-vit-rope-mixed",
+    "timm-beit",
+    "timm-beit-shared",
+]
 NO_CLASS_TOKEN = {"hf-siglip", "timm-siglip-map"}
 
 
@@ -46,7 +53,12 @@ def _timm(name: str) -> nn.Module:
 
     if name == "timm-siglip-map":
         return VisionTransformer(class_token=False, global_pool="map", **TIMM_SMALL)
+    if name == "timm-beit-shared":
+        return timm.create_model(
+            "beit_base_patch16_224", use_rel_pos_bias=False, use_shared_rel_pos_bias=True, **TIMM_SMALL
+        )
     zoo = {
+        "timm-beit": "beit_base_patch16_224",
         "timm-eva02": "eva02_tiny_patch14_224",
         "timm-vit-rope": "vit_small_patch16_rope_224",
         "timm-vit-rope-mixed": "vit_small_patch16_rope_mixed_224",

@@ -136,3 +136,24 @@ def test_rotary_position_follows_the_token():
     torch.testing.assert_close(out[1, 0], rope[[5, 1, 3]])
     mixed = follow(torch.randn(4, 6, 8), pos, num_prefix=1)  # per-head tables (rope_mixed)
     assert mixed.shape == (2, 4, 3, 8)
+
+
+def test_relative_position_bias_follows_the_tokens():
+    from vitprune.tokens.families.beit import gather_pairs
+
+    table = torch.randn(1, 2, 5, 5)  # heads 2, class token + 4 patches
+    pos = torch.tensor([[0, 3, 1], [0, 4, -1]])
+    out = gather_pairs(table, pos)
+    assert out.shape == (2, 2, 3, 3)
+    torch.testing.assert_close(out[0], table[0][:, [0, 3, 1]][:, :, [0, 3, 1]])
+    torch.testing.assert_close(out[1], table[0][:, [0, 4, 0]][:, :, [0, 4, 0]])  # -1 reads the class token's
+
+
+def test_naflexvit_is_refused_with_the_reason():
+    import timm
+
+    model = timm.create_model(
+        "naflexvit_base_patch16_gap", embed_dim=64, depth=2, num_heads=4, num_classes=10
+    )
+    with pytest.raises(vitprune.UnsupportedModelError, match="patch-validity mask"):
+        vitprune.apply(model, "tome", r=2)

@@ -22,6 +22,11 @@ def linear_macs(modules: Iterable[nn.Module]) -> int:
     return sum(m.in_features * m.out_features for m in modules if isinstance(m, nn.Linear))
 
 
+def original_class(module: nn.Module) -> type:
+    """The module's class as its library made it, whether or not vitprune patched it."""
+    return getattr(type(module), "_vp_original_class", type(module))
+
+
 def pool_bias(module: nn.Module, dtype, n: int) -> Tensor | None:
     """The additive mask ``[B, 1, 1, N]`` an attention pool gives the tokens it reads: log(size), so a
     merged token weighs as the patches it holds (proportional attention, Bolya et al., ICLR 2023,
@@ -50,7 +55,7 @@ class Family(ABC):
     def check(self, model: nn.Module) -> None:
         """Raise ``UnsupportedModelError`` saying why, unless ``model`` can be patched faithfully."""
         for i, blk in enumerate(self.blocks(model)):
-            original = getattr(type(blk), "_vp_original_class", type(blk))
+            original = original_class(blk)
             if original not in self.block_classes(model):
                 raise UnsupportedModelError(
                     f"block {i} is {original.__name__}; token methods know this family's "

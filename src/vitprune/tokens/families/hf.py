@@ -15,13 +15,9 @@ from __future__ import annotations
 import sys
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs
+from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs, original_class
 
 ADDITIVE_MASK_ATTENTION = ("sdpa", "eager")
-
-
-def _original(cls: type) -> type:
-    return getattr(cls, "_vp_original_class", cls)
 
 
 class HfEncoder(Family):
@@ -32,7 +28,7 @@ class HfEncoder(Family):
     attn_name: str = "attention"
 
     def claims(self, model):
-        cls = _original(type(model))
+        cls = original_class(model)
         return cls.__module__.startswith("transformers.") and cls.__name__ in self.models
 
     def check(self, model):
@@ -51,7 +47,7 @@ class HfEncoder(Family):
             )
 
     def block_classes(self, model):
-        return (getattr(sys.modules[_original(type(model)).__module__], self.layer),)
+        return (getattr(sys.modules[original_class(model).__module__], self.layer),)
 
     def default_img_size(self, model):
         size = model.config.image_size

@@ -13,7 +13,13 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs, pool_bias
+from vitprune.tokens.families.base import (
+    Family,
+    UnsupportedModelError,
+    linear_macs,
+    original_class,
+    pool_bias,
+)
 
 POOLS = ("token", "avg", "max", "")
 
@@ -60,7 +66,7 @@ class TimmVit(Family):
                     f"Supported: {self.supported}"
                 )
         pool = getattr(model, "attn_pool", None)
-        pool_class = getattr(type(pool), "_vp_original_class", type(pool))
+        pool_class = original_class(pool)
         if pool is not None and (pool_class is not AttentionPoolLatent or pool.pos_embed is not None):
             raise UnsupportedModelError(
                 f"attention pool {pool_class.__name__} with pos_embed={pool.pos_embed is not None} is "
