@@ -126,6 +126,27 @@ def test_cli_model_hf_path_loads_a_local_directory(tmp_path):
         load_model(f"hf:{tmp_path}/missing")
 
 
+def test_hf_model_is_evaluated_with_its_processors_normalisation(tmp_path):
+    pytest.importorskip("transformers")
+    import json
+
+    from vitprune.data.transforms import data_config
+    from vitprune.measure.evaluate import evaluate
+    from vitprune.models.load import load_model
+
+    build("hf-vit").save_pretrained(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3})
+    )
+    model = vitprune.apply(load_model(f"hf:{tmp_path}"), "tome", r=3)
+    cfg = data_config(model)
+    assert (
+        cfg["mean"] == (0.5, 0.5, 0.5) and cfg["std"] == (0.5, 0.5, 0.5) and cfg["input_size"] == (3, 32, 32)
+    )
+    result = evaluate(model, [(_images(4), torch.tensor([0, 1, 2, 3]))], progress=False)
+    assert result["n"] == 4 and 0 <= result["top1"] <= 100
+
+
 def test_rotary_position_follows_the_token():
     from vitprune.tokens.families.eva import follow
 

@@ -30,7 +30,8 @@ def evaluate(
     with torch.inference_mode(), precision_context(device, precision):
         for images, labels in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
             images, labels = images.to(device), labels.to(device)
-            logits = model(images).float()
+            out = model(images)
+            logits = getattr(out, "logits", out).float()  # a transformers model returns an output object
             k = min(5, logits.shape[-1])
             hits = logits.topk(k, dim=-1).indices == labels[:, None]
             correct1 += int(hits[:, 0].sum())
