@@ -180,3 +180,18 @@ def test_naflexvit_is_refused_with_the_reason():
     )
     with pytest.raises(vitprune.UnsupportedModelError, match="patch-validity mask"):
         vitprune.apply(model, "tome", r=2)
+
+
+@pytest.mark.parametrize("name", ["hf-vit", "hf-dinov2-reg", "hf-clip", "hf-siglip"])
+def test_hf_models_at_another_image_size(name):
+    model, x = build(name), torch.randn(2, 3, 48, 40)
+    kwargs = {} if name == "hf-dinov2-reg" else {"interpolate_pos_encoding": True}  # DINOv2 always does
+    with torch.no_grad():
+        dense = main_output(model(x, **kwargs))
+        vitprune.apply(model, "tome", r=0, img_size=(48, 40))
+        with model.vitprune.recording():
+            torch.testing.assert_close(main_output(model(x, **kwargs)), dense, atol=1e-5, rtol=0)
+        vitprune.apply(model, "tome", r=4, img_size=(48, 40))
+        with model.vitprune.recording() as counts:
+            assert main_output(model(x, **kwargs)).shape == dense.shape
+    assert int(counts[-1].mlp[0]) == describe(model, (48, 40)).num_tokens - 16  # 4 blocks merged 4 each
