@@ -153,3 +153,14 @@ def test_unknown_model_suggests_list_models():
 def test_saved_weights_get_the_usual_file_mode(tmp_path):
     path = save_state_dict({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
     assert path.stat().st_mode & 0o777 == USUAL_MODE  # safetensors alone writes 0600
+
+
+def test_refused_pickle_never_suggests_unpickling(tmp_path):
+    """torch's own advice is to retry with weights_only=False: never repeat it; say why and how to convert."""
+    path = tmp_path / "legacy.pth"
+    path.write_bytes(pickle.dumps({"w": Plain()}, protocol=4))
+    with pytest.raises(CheckpointError) as err:
+        load_state_dict(path)
+    message = str(err.value)
+    assert "weights_only" not in message and "could run code" in message and "safetensors" in message
+    assert len(message.splitlines()) == 1

@@ -141,3 +141,13 @@ def test_batched_path_equals_per_image_transform():
     for i in (0, 17, 9999):
         torch.testing.assert_close(fast[i][0], transform(raw.images[i]))
         assert fast[i][1] == int(raw.labels[i])
+
+
+def test_rgb_image_folder_feeds_a_one_channel_model(tmp_path):
+    """RGB files for a greyscale model are converted to its channels (was: a conv traceback)."""
+    from conftest import fmnist_like
+
+    _write_image_folder(tmp_path)
+    model = fmnist_like()
+    image, _ = build_dataset(str(tmp_path), "val", model)[0]
+    assert image.shape == (1, 28, 28) and model(image[None]).shape == (1, 10)

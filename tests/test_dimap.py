@@ -5,7 +5,7 @@ import timm
 import torch
 
 from vitprune.weights import apply_masks, dimap_masks, gather, weight_scores
-from vitprune.weights.counting import linear_tokens, nonzero_macs, nonzero_params
+from vitprune.weights.counting import nonzero_macs, nonzero_params
 from vitprune.weights.modules import layers
 from vitprune.weights.report import build_report
 from vitprune.weights.scores import one_thread
@@ -113,13 +113,20 @@ def test_masks_respect_module_selection():
     assert masks and all(".mlp.fc" in name for name in masks)
 
 
-def test_macs_target_is_met():
-    model = tiny_swin()
-    masks = dimap_masks(model, macs=0.5)
-    tokens = linear_tokens(model, tiny_images(1))
-    dense = sum(tokens[n.removesuffix(".weight")] * m.numel() for n, m in masks.items())
-    removed = sum(tokens[n.removesuffix(".weight")] * int((~m).sum()) for n, m in masks.items())
-    assert removed / dense == pytest.approx(0.5, abs=1e-3)
+@pytest.mark.parametrize("kept", [0.7, "G"])
+def test_macs_target_is_what_the_model_keeps(kept):
+    """``macs=`` means what it means for every token method: the MACs the pruned model keeps, as a
+    fraction of dense or as GMACs; before, 0.7 removed 70% of the prunable layers' MACs."""
+    model, images = tiny_swin(), tiny_images(1)
+    dense = nonzero_macs(model, images)
+    target = 0.7 if kept == 0.7 else f"{0.7 * dense / 1e9:.6f}G"
+    apply_masks(model, dimap_masks(model, macs=target))
+    assert nonzero_macs(model, images) / dense == pytest.approx(0.7, abs=2e-3)
+
+
+def test_macs_target_out_of_reach_names_the_range():
+    with pytest.raises(ValueError, match=r"macs=0.01 .* out of reach for dimap .* allowed above"):
+        dimap_masks(tiny_swin(), macs=0.01)
 
 
 def test_apply_masks_zeros_and_counts_are_nonzero_aware():

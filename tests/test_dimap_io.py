@@ -17,6 +17,7 @@ from vitprune.weights import (
     load_pruned,
     load_shrunk,
     make_meta,
+    nonzero_macs,
     save_pruned,
 )
 from vitprune.weights.cli import add_prune_arguments, run_prune
@@ -114,12 +115,10 @@ def test_cli_run_prune_writes_and_summarises(tmp_path):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["--params", "1.5"], "params=1.5"),
-        (["--macs", "0"], "macs=0.0"),
         ([], "exactly one target"),
         (["--params", "0.5", "--modules", "qkv,attn"], "allowed: qkv, proj, mlp"),
         (["--pattern", "2:4", "--params", "0.5"], "fixes the sparsity"),
-        (["--structure", "neuron-head", "--macs", "0.5"], "takes --params only"),
+        (["--structure", "neuron-head", "--macs", "0.5"], "takes --params only .* not --macs 0.5"),
         (["--structure", "neuron-head", "--params", "0.5", "--scope", "model"], "--scope model"),
     ],
 )
@@ -149,3 +148,12 @@ def test_cli_structured_and_two_four_outputs_reload(tmp_path):
     masks = load_masks(tmp_path / "nm")
     assert all(float(m.float().mean()) == 0.5 for m in masks.values())
     load_pruned(tmp_path / "nm")
+
+
+@pytest.mark.parametrize("flag", ["0.8", "G"])
+def test_cli_prune_macs_is_what_the_model_keeps(tmp_path, flag):
+    """``--macs 0.8`` leaves 0.8x the dense MACs, as for token methods; ``--macs 0.05G`` is accepted."""
+    dense = nonzero_macs(tiny_swin(), tiny_images(1))
+    value = flag if flag != "G" else f"{0.8 * dense / 1e9:.6f}G"
+    summary = run_prune(_args(tmp_path, "--macs", value))
+    assert 1 - summary["theoretical_macs_removed_fraction"] == pytest.approx(0.8, abs=2e-3)

@@ -7,8 +7,8 @@ import timm
 import torch
 from test_dimap import SWIN, SWIN_KWARGS, tiny_images, tiny_swin
 
+from vitprune.models.resize import keep_heads, keep_neurons
 from vitprune.weights import load_shrunk, make_meta, nm_masks, save_shrunk, shrink
-from vitprune.weights.resize import keep_heads, keep_neurons
 from vitprune.weights.scores import one_thread
 from vitprune.weights.structured import collect_units, select
 

@@ -24,7 +24,10 @@ def test_unsupported_family_names_supported_ones(name, kwargs):
         ("tome", {"r": [1, -2]}, "r=-2"),
         ("tome", {"r": 2.5}, "r=2.5"),
         ("tome", {"r": [1] * 9}, "9 entries"),
-        ("tome", {"r": (4, 2.0)}, "inflection 2.0"),
+        ("tome", {"r": 4, "inflection": 2.0}, "inflection=2.0"),
+        ("tome", {"r": (3, 0.0)}, r"r=\(3, 0.0\) is ambiguous"),  # was a schedule while (3, 0) was per block
+        ("tome", {"r": [2, 0.5, 1]}, "ambiguous"),
+        ("tome", {"macs": 0.8, "inflection": 0.5}, "inflection= shapes an r schedule"),
         ("evit", {"keep": 0.0}, "keep=0.0"),
         ("evit", {"keep": 1.5}, "keep=1.5"),
         ("evit", {"keep": 0.5, "layers": [7]}, "layer 7"),
@@ -62,3 +65,9 @@ def test_failed_apply_leaves_model_untouched():
 def test_methods_lists_summaries():
     listed = vitprune.methods()
     assert {"tome", "evit"} <= set(listed) and all(listed.values())
+
+
+def test_tome_schedule_is_its_own_key_and_per_block_lists_stay_lists():
+    ramp = vitprune.apply(make_model("vit"), "tome", r=4, inflection=-0.5).vitprune.method.per_layer
+    assert ramp == [6, 4, 3, 2]  # ToMe's ramp from r·(1 - inflection) down to 2r minus that
+    assert vitprune.apply(make_model("vit"), "tome", r=(3, 0)).vitprune.method.per_layer == [3, 0, 0, 0]

@@ -53,7 +53,9 @@ def test_agrees_with_fvcore_on_deit_small(deit_s, r):
     assert ours == pytest.approx(_fvcore_gmacs(model, x), rel=0.01)
 
 
-@pytest.mark.parametrize("method,config", [("tome", {"r": (3, -1.0)}), ("evit", {"keep": [0.5, 0.7, 0.9]})])
+@pytest.mark.parametrize(
+    "method,config", [("tome", {"r": 3, "inflection": -1.0}), ("evit", {"keep": [0.5, 0.7, 0.9]})]
+)
 def test_prediction_equals_measured_counts(method, config):
     model = vitprune.apply(make_model("deit_distilled"), method, **config)
     spec = describe(model)

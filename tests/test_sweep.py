@@ -143,3 +143,25 @@ def test_sweep_command(tmp_path):
     assert [r["method"] for r in result["rows"]] == ["dense", "tome"]
     assert result["plots"] == [str(tmp_path / "accuracy_vs_gmacs.png")]
     assert "--model-kwargs depth=2" in json.loads((tmp_path / "sweep.json").read_text())["command"]
+
+
+def test_a_zoo_model_trained_with_a_method_is_not_labelled_dense(tmp_path):
+    """fmnist-vit-sait loads with SaiT (keep 0.7) active: the dense row must be the model without it, and
+    the SaiT cells keep the pruning point it was trained with."""
+    from vitprune import zoo
+
+    model = zoo.load("fmnist-vit-sait")
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=g)
+    data = TensorImageDataset(images, torch.randint(0, 10, (8,), generator=g), model)
+    payload = sweep(
+        model,
+        data,
+        settings(model="fmnist-vit-sait", methods=["sait"], macs=[0.8], limit=8),
+        tmp_path,
+        progress=False,
+    )
+    rows = {r["method"]: r for r in payload["rows"]}
+    assert rows["dense"]["macs_ratio"] == 1.0 and rows["dense"]["executed_gmacs"] == rows["dense"]["gmacs"]
+    assert rows["sait"]["macs_ratio"] == pytest.approx(0.8, abs=0.03)
+    assert model.vitprune.method.name == "sait"  # the caller's model is left as it was

@@ -368,7 +368,7 @@ def test_cli_trains_and_rebuilds(tmp_path):
             *kwargs,
         ]
     )
-    args.method_config = {"r": (1, 0.0)}
+    args.method_config = {"r": 1, "inflection": 0.0}
     summary = run_train(args)
     assert summary["epochs"] == 1 and summary["global_step"] == 4 and summary["metrics"]["n"] == 24
     model = load_trained(tmp_path / "run")

@@ -54,6 +54,7 @@ SHOWN = [
     "top1",
     "top5",
     "gmacs",
+    "executed_gmacs",
     "macs_ratio",
     "images_per_s",
     "speedup",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
 import sys
 
 import torch
 
 import vitprune
+from vitprune.cli import values
 from vitprune.cli.options import (
+    add_data_arguments,
     add_method_arguments,
     add_model_arguments,
     add_output_arguments,
@@ -18,6 +20,8 @@ from vitprune.cli.options import (
     method_config,
 )
 from vitprune.cli.report import print_table
+from vitprune.measure.bench import PRECISIONS
+from vitprune.tokens import patch as token_patch
 
 EPILOG = """examples:
   vitprune methods
@@ -37,51 +41,75 @@ def _input(model, batch: int) -> torch.Tensor:
     return torch.rand(batch, *resolve_input_size(model))
 
 
-def cmd_macs(args) -> dict:
-    from vitprune.measure import macs
+def _method(model, args) -> str | None:
+    """The method the model runs: ``--method``, else the one a zoo model was trained and loads with."""
+    return args.method or (model.vitprune.method.name if token_patch.is_patched(model) else None)
 
+
+def _dataset(args, model):
+    from vitprune.data import build_dataset
+
+    dataset = build_dataset(args.data, args.split, model)
+    if args.limit:
+        dataset = torch.utils.data.Subset(dataset, range(min(args.limit, len(dataset))))
+    return dataset
+
+
+def _macs(model, args, batch: int):
+    """MACs of the ``--data`` images, ``batch`` per forward; without ``--data``, of one random batch,
+    which only a model whose token counts do not depend on the images may use."""
+    from vitprune.data import build_loader
+    from vitprune.measure.macs import macs, metered
+
+    if args.data is None:
+        method = model.vitprune.method if token_patch.is_patched(model) else None
+        if getattr(method, "per_image_counts", False):
+            raise ValueError(
+                f"{method.name} as set keeps a different number of tokens per image, so its MACs depend "
+                f"on the images: give --data (e.g. --data fashion-mnist) to count the real ones"
+            )
+        return macs(model, _input(model, batch))
+    loader = build_loader(_dataset(args, model), batch, workers=args.workers)
+    with torch.inference_mode(), metered(model) as meter:
+        for images, _ in loader:
+            model(images)
+    return meter.report()
+
+
+def cmd_macs(args) -> dict:
     model = build_model(args)
-    x = _input(model, args.batch)
-    report = macs(model, x)
-    return {"model": args.model, "method": args.method, "input": list(x.shape[1:]), **report.as_dict()}
+    report = _macs(model, args, args.batch)
+    shape = list(_input(model, 1).shape[1:])
+    return {"model": args.model, "method": _method(model, args), "input": shape, **report.as_dict()}
 
 
 def cmd_bench(args) -> dict:
-    from vitprune.measure import macs
     from vitprune.measure.bench import speed_table
 
     model = build_model(args)
-    models = {"dense": vitprune.remove(copy.deepcopy(model))}
+    models = {"dense": vitprune.remove(build_model(args, with_method=False))}  # DIMAP is not removable
     if args.method:
         models[args.method] = model
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    batches = [(int(b), args.runs) for b in args.batch_sizes.split(",")]
-    rows = speed_table(models, batches, args.precisions.split(","), args.rounds)
-    gmacs = {name: macs(m, _input(m, 1)).mean / 1e9 for name, m in models.items()}
+    batches = [(b, args.runs) for b in args.batch_sizes]
+    rows = speed_table(models, batches, args.precisions, args.rounds)
+    reports = {}
     for row in rows:
-        row["gmacs"] = gmacs[row["model"]]
+        key = (row["model"], row["batch_size"])
+        if key not in reports:
+            reports[key] = _macs(models[row["model"]], args, row["batch_size"])
+        row["gmacs"], row["executed_gmacs"] = reports[key].mean / 1e9, reports[key].executed_mean / 1e9
     return {"threads": torch.get_num_threads(), "device": "cpu", "rows": rows}
 
 
 def cmd_eval(args) -> dict:
-    from vitprune.data import build_dataset, build_loader
-    from vitprune.measure import macs
-    from vitprune.measure.evaluate import evaluate
+    from vitprune.data import build_loader
+    from vitprune.measure.evaluate import evaluate_macs
 
     model = build_model(args)
-    dataset = build_dataset(args.data, args.split, model)
-    if args.limit:
-        dataset = torch.utils.data.Subset(dataset, range(min(args.limit, len(dataset))))
-    loader = build_loader(dataset, args.batch_size, workers=args.workers)
-    metrics = evaluate(model, loader, precision=args.precision, progress=not args.json)
-    report = macs(model, _input(model, 1))
-    return {
-        "model": args.model,
-        "method": args.method,
-        "data": args.data,
-        **metrics,
-        "gmacs": report.mean / 1e9,
-    }
+    loader = build_loader(_dataset(args, model), args.batch_size, workers=args.workers)
+    metrics = evaluate_macs(model, loader, precision=args.precision, progress=not args.json)
+    return {"model": args.model, "method": _method(model, args), "data": args.data, **metrics}
 
 
 def cmd_calibrate(args) -> dict:
@@ -107,14 +135,21 @@ def cmd_train(args) -> dict:
     return run_train(args)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``vitprune eval: error: argument --limit: '0' is invalid; ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog="vitprune",
         description="Make Vision Transformers cheaper, and measure it honestly.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = top.add_subparsers(dest="command", required=True)
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
     p = sub.add_parser("methods", help="list the available methods")
     add_output_arguments(p)
     p.set_defaults(run=cmd_methods)
@@ -122,30 +157,29 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("macs", help="count MACs (multiply-accumulates) from the real token counts")
     for add in (add_model_arguments, add_method_arguments, add_output_arguments):
         add(p)
-    p.add_argument("--batch", type=int, default=1, help="images counted (default: %(default)s)")
+    add_data_arguments(p, data=None, batch_size=False)
+    p.add_argument(
+        "--batch", type=values.positive_int, default=1, help="images per forward (default: %(default)s)"
+    )
     p.set_defaults(run=cmd_macs)
 
     p = sub.add_parser("bench", help="throughput and latency against the dense model, measured in one run")
     for add in (add_model_arguments, add_method_arguments, add_output_arguments):
         add(p)
-    p.add_argument("--batch-sizes", default="1,64", help="comma-separated (default: %(default)s)")
-    p.add_argument(
-        "--precisions", default="fp32,bf16", help="fp32 and/or bf16 autocast (default: %(default)s)"
-    )
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is kept")
-    p.add_argument("--runs", type=int, default=3, help="batches timed per round")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice, recorded)")
+    add_data_arguments(p, data=None, batch_size=False)
+    sizes, precisions = values.listed(values.positive_int), values.listed(values.one_of(PRECISIONS))
+    p.add_argument("--batch-sizes", type=sizes, default="1,64", help="comma-separated (default: %(default)s)")
+    p.add_argument("--precisions", type=precisions, default="fp32,bf16", help="fp32 and/or bf16 autocast")
+    p.add_argument("--rounds", type=values.positive_int, default=5, help="interleaved rounds; median kept")
+    p.add_argument("--runs", type=values.positive_int, default=3, help="batches timed per round")
+    p.add_argument("--threads", type=values.positive_int, help="torch threads (default: torch's choice)")
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("eval", help="top-1/top-5 accuracy over a dataset")
     for add in (add_model_arguments, add_method_arguments, add_output_arguments):
         add(p)
-    p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
-    p.add_argument("--split", default="test", help="split (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    add_data_arguments(p)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser(
@@ -156,8 +190,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("star",), default="star", help="method to calibrate for")
     p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
     p.add_argument("--split", default="train", help="images are drawn from this split (default: %(default)s)")
-    p.add_argument("--n", type=int, default=192, help="calibration images (paper: 192)")
-    p.add_argument("--seed", type=int, default=0, help="which images are drawn")
+    p.add_argument("--n", type=values.positive_int, default=192, help="calibration images (paper: 192)")
+    p.add_argument("--seed", type=values.natural, default=0, help="which images are drawn")
     p.add_argument(
         "--targets",
         choices=("per-image", "first-image"),
@@ -194,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--model", required=True, help="timm model name")
     g.add_argument("--pretrained", action="store_true", help="start from timm's pretrained weights")
     g.add_argument("--checkpoint", help="start from these weights (.safetensors, or .pth with weights_only)")
-    add_method_arguments(p)
+    add_method_arguments(p, weights=False)  # DIMAP: `vitprune prune`, then train its output
     add_output_arguments(p)
     p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
     add_train_arguments(p)
@@ -209,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"vitprune {args.command}: error: {err}", file=sys.stderr)
         return 2
+    if os.environ.get("RANK", "0") != "0":  # under torchrun every rank ran; one prints
+        return 0
     if args.json:
         print(json.dumps(result, indent=2))
     else:

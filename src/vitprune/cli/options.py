@@ -7,6 +7,8 @@ import ast
 
 import vitprune
 from vitprune import zoo
+from vitprune.cli import values
+from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
 
 
@@ -28,6 +30,24 @@ def key_values(pairs: list[str], flag: str) -> dict:
     return out
 
 
+def model_kwargs(pairs: list[str], flag: str = "--model-kwargs") -> dict:
+    """``KEY=VALUE`` pairs for ``timm.create_model``, their integer sizes checked."""
+    return values.check_model_kwargs(key_values(pairs, flag), flag)
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser, data: str | None = "fashion-mnist", batch_size: bool = True
+) -> None:
+    """Which images are evaluated or counted (and, with ``batch_size``, how they are batched)."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", default=data, help="'fashion-mnist' or an ImageFolder directory")
+    g.add_argument("--split", default="test", help="split (default: %(default)s)")
+    if batch_size:
+        g.add_argument("--batch-size", type=values.positive_int, default=128, help="(default: %(default)s)")
+    g.add_argument("--workers", type=values.natural, default=0, help="data loader workers")
+    g.add_argument("--limit", type=values.positive_int, help="only the first N images")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", default="deit_small_patch16_224", help="timm model name (default: %(default)s)")
@@ -35,7 +55,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--pretrained", action="store_true", help="load timm's pretrained weights (needs them cached)"
     )
     g.add_argument("--checkpoint", help="weights: .safetensors, or .pth/.pt loaded with weights_only=True")
-    g.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
+    g.add_argument("--num-classes", type=values.positive_int, help="classifier size (default: the model's)")
     g.add_argument(
         "--model-kwargs",
         action="append",
@@ -45,21 +65,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+def add_method_arguments(parser: argparse.ArgumentParser, weights: bool = True) -> None:
+    """``--method``, ``-p`` and ``--macs``; ``weights=False`` offers token methods only."""
+    names = sorted(vitprune.methods()) if weights else sorted(REGISTRY)
     g = parser.add_argument_group("method")
-    g.add_argument(
-        "--method", choices=sorted(vitprune.methods()), help="token method to apply (default: none)"
-    )
+    g.add_argument("--method", choices=names, help="method to apply (default: none)")
     g.add_argument(
         "-p",
         "--param",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="method option, repeatable: -p r=13 | -p keep=0.7 -p layers=3,6,9 | -p 'r=(13,-0.5)'",
+        help="method option, repeatable: -p r=13 | -p keep=0.7 -p layers=3,6,9 | -p r=13 -p inflection=-0.5",
     )
     g.add_argument(
-        "--macs", type=literal, help="MACs target solved by the method: fraction of dense (0.63) or '2.9G'"
+        "--macs",
+        type=values.macs,
+        help="MACs target solved by the method: fraction of dense (0.63) or '2.9G'",
     )
 
 
@@ -77,8 +99,11 @@ def method_config(args: argparse.Namespace) -> dict:
 
 def build_model(args: argparse.Namespace, with_method: bool = True):
     """The model the options describe, with ``--method`` applied unless ``with_method`` is False."""
-    kwargs = key_values(args.model_kwargs, "--model-kwargs")
-    model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
+    kwargs = model_kwargs(args.model_kwargs)
+    try:
+        model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"--model-kwargs {kwargs}: not accepted by {args.model}: {err}") from err
     if not with_method:
         return model
     if not args.method:

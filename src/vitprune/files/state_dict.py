@@ -57,9 +57,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"refusing to load {path}: it is corrupt or contains objects other than tensors and plain "
-            f"containers (arbitrary pickled objects are never unpickled). Detail: {_unpickling_detail(err)}"
-        ) from err
+            f"refusing to load {path}: it holds pickled objects other than tensors and plain containers"
+            f"{_unpickling_detail(err)}, and unpickling them could run code; where you trust the file, "
+            f"save its state_dict with safetensors.torch.save_file and pass the .safetensors"
+        ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path} (corrupt or truncated?): {_first_line(err)}"
@@ -74,13 +75,13 @@ def _first_line(err: Exception) -> str:
 
 
 def _unpickling_detail(err: Exception) -> str:
-    """The offending global from torch's page-long weights-only error, else its first line.
+    """`` (e.g. NAME)`` for the offending global of torch's weights-only error, else nothing.
 
     torch's own text suggests ``weights_only=False``, which is exactly what we must not
-    tell users to do with an untrusted file, so only the culprit's name is kept.
+    tell users to do with an untrusted file, so nothing else of it is kept.
     """
     found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-    return f"it references {found.group(1)}" if found else _first_line(err)
+    return f" (e.g. {found.group(1)})" if found else ""
 
 
 def _unwrap(obj: object) -> object:

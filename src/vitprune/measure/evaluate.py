@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vitprune.measure.bench import precision_context
+from vitprune.measure.macs import metered
 from vitprune.models.device import model_device
 
 
@@ -40,3 +41,21 @@ def evaluate(
     if total == 0:
         raise ValueError("evaluate(): the loader yielded no samples")
     return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "n": total}
+
+
+def evaluate_macs(model: nn.Module, loader: DataLoader, **kwargs) -> dict[str, float]:
+    """:func:`evaluate` plus the MACs of exactly the images it evaluated, from the same pass.
+
+    ``gmacs`` is the mean useful GMACs per image (each image's own tokens), ``executed_gmacs`` the mean
+    GMACs the batches really ran (an input-adaptive method's padding included), ``macs_ratio`` the
+    useful share of the dense model's.
+    """
+    with metered(model) as meter:
+        metrics = evaluate(model, loader, **kwargs)
+    report = meter.report()
+    return {
+        **metrics,
+        "gmacs": report.mean / 1e9,
+        "executed_gmacs": report.executed_mean / 1e9,
+        "macs_ratio": report.ratio,
+    }

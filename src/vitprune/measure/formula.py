@@ -30,3 +30,24 @@ def dense_schedule(spec: VitSpec) -> list[tuple[int, int]]:
 
 def dense_macs(spec: VitSpec) -> float:
     return schedule_macs(spec, dense_schedule(spec))
+
+
+def macs_target(value: float | str, dense: float) -> float:
+    """A ``macs=`` target in MACs per image: a fraction of ``dense`` kept (0.63), or GMACs as a number
+    above 1 or a string (``"2.9G"``, ``"2.9GMACs"``); the one meaning of ``macs=`` for every method."""
+    if isinstance(value, str):
+        text = value.strip().upper().removesuffix("MACS").removesuffix("G")
+        try:
+            target = float(text) * 1e9
+        except ValueError:
+            raise ValueError(f"macs={value!r}: expected a fraction like 0.63 or GMACs like '2.9G'") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        target = value * dense if 0 < value <= 1 else value * 1e9
+    else:
+        raise ValueError(f"macs={value!r}: expected a fraction like 0.63 or GMACs like '2.9G'")
+    if not 0 < target <= dense * (1 + 1e-9):
+        raise ValueError(
+            f"macs={value!r} is {target / 1e9:.3f} GMACs; allowed: above 0, at most dense "
+            f"{dense / 1e9:.3f} GMACs"
+        )
+    return target

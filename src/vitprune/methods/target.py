@@ -9,30 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vitprune.measure.formula import dense_macs, schedule_macs
+from vitprune.measure.formula import dense_macs, macs_target, schedule_macs
 from vitprune.vit import VitSpec
 
 
 def parse_macs_target(value: float | str, spec: VitSpec) -> float:
-    """The target in MACs per image."""
-    dense = dense_macs(spec)
-    if isinstance(value, str):
-        text = value.strip().upper().removesuffix("MACS").removesuffix("G")
-        try:
-            gmacs = float(text)
-        except ValueError:
-            raise ValueError(f"macs={value!r}: expected a fraction like 0.63 or GMACs like '2.9G'") from None
-        target = gmacs * 1e9
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        target = value * dense if 0 < value <= 1 else value * 1e9
-    else:
-        raise ValueError(f"macs={value!r}: expected a fraction like 0.63 or GMACs like '2.9G'")
-    if not 0 < target <= dense * (1 + 1e-9):
-        raise ValueError(
-            f"macs={value!r} is {target / 1e9:.3f} GMACs; allowed: above 0, at most dense "
-            f"{dense / 1e9:.3f} GMACs"
-        )
-    return target
+    """The target in MACs per image (see :func:`vitprune.measure.formula.macs_target`)."""
+    return macs_target(value, dense_macs(spec))
 
 
 def method_macs(method, spec: VitSpec) -> float:

@@ -11,6 +11,7 @@ from torch import nn
 from vitprune import zoo
 from vitprune.models.build import build
 from vitprune.models.hf import PREFIX, load_hf
+from vitprune.models.saved import load_shrunk, shrunk_directory
 
 
 def load_model(
@@ -25,12 +26,22 @@ def load_model(
     A zoo name brings its architecture, trained weights (unless ``checkpoint`` replaces them) and
     token method; ``pretrained`` only applies to timm names. Extra ``kwargs`` go to
     ``timm.create_model`` (e.g. ``img_size``, ``in_chans``); ``num_classes`` resizes the classifier
-    head. The checkpoint must match the model exactly (see :func:`vitprune.models.build.build`).
+    head. The checkpoint must match the model exactly (see :func:`vitprune.models.build.build`), except a
+    structured ``vitprune prune`` output (its directory or its ``model.safetensors``), which is rebuilt
+    from its own ``meta.json`` and ``structure.json`` whatever ``name`` says.
     """
     if name.startswith(PREFIX):
         if pretrained or checkpoint is not None or kwargs or num_classes is not None:
             raise ValueError(f"{name} carries its own config and weights: drop --pretrained/--checkpoint/...")
         return load_hf(name[len(PREFIX) :])
+    if checkpoint is not None and (directory := shrunk_directory(checkpoint)) is not None:
+        model = load_shrunk(directory)
+        if pretrained or kwargs or num_classes not in (None, model.num_classes):
+            raise ValueError(
+                f"{checkpoint} is a structured (neuron-head) model that carries its own architecture "
+                f"({directory}/meta.json, structure.json): drop --pretrained/--num-classes/--model-kwargs"
+            )
+        return model
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if name in zoo.names():

@@ -6,15 +6,15 @@ import argparse
 
 import torch
 
-from vitprune.cli.options import add_model_arguments, add_output_arguments, key_values, literal
+from vitprune.cli import values
+from vitprune.cli.options import add_model_arguments, add_output_arguments, model_kwargs
 from vitprune.data import build_dataset
+from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
 from vitprune.sweep.files import flat_rows
 from vitprune.sweep.run import SweepSettings, sweep, write_reports
 
-
-def _list(text: str) -> list:
-    return [literal(v.strip()) for v in text.split(",") if v.strip()]
+TOKEN_METHODS = sorted(REGISTRY)
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,18 +23,32 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser)
     parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
     parser.add_argument("--split", default="test", help="evaluation split (default: %(default)s)")
-    parser.add_argument("--methods", type=_list, default="tome,evit,ppt,star,sait", help="comma-separated")
-    parser.add_argument("--macs", type=_list, default="0.9,0.8,0.7,0.6,0.5", help="fractions of dense MACs")
+    parser.add_argument(
+        "--methods",
+        type=values.listed(values.one_of(TOKEN_METHODS)),
+        default="tome,evit,ppt,star,sait",
+        help="comma-separated token methods",
+    )
+    parser.add_argument(
+        "--macs",
+        type=values.listed(values.fraction_kept),
+        default="0.9,0.8,0.7,0.6,0.5",
+        help="fractions of dense MACs",
+    )
     parser.add_argument("--out", required=True, help="directory for sweep.json/.csv/.md and the plots")
     parser.add_argument("--resume", action="store_true", help="keep finished cells of OUT/sweep.json")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--limit", type=values.positive_int, help="evaluate only the first N images")
     parser.add_argument(
         "--star-prior", help="STAR calibration (`vitprune calibrate`); without it STAR is skipped"
     )
-    parser.add_argument("--batch", type=int, default=64, help="throughput batch size (default: %(default)s)")
-    parser.add_argument("--eval-batch", type=int, default=256, help="evaluation batch size")
+    parser.add_argument(
+        "--batch", type=values.positive_int, default=64, help="throughput batch size (default: %(default)s)"
+    )
+    parser.add_argument("--eval-batch", type=values.positive_int, default=256, help="evaluation batch size")
     parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip throughput/latency")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, recorded)")
+    parser.add_argument(
+        "--threads", type=values.positive_int, help="torch threads (default: torch's choice, recorded)"
+    )
     parser.set_defaults(run=run_sweep)
 
 
@@ -42,7 +56,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
     """Build the model and data the options name, run the sweep, write every report."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    kwargs = key_values(args.model_kwargs, "--model-kwargs")
+    kwargs = model_kwargs(args.model_kwargs)
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     dense = load_model(args.model, args.pretrained, args.checkpoint, **kwargs)

@@ -21,6 +21,7 @@ COLUMNS = [
     "top5",
     "n",
     "gmacs",
+    "executed_gmacs",
     "macs_ratio",
     "images_per_s",
     "speedup",

@@ -6,37 +6,16 @@ import torch
 from torch import nn
 
 from vitprune.measure.bench import compare
-from vitprune.measure.evaluate import evaluate
-from vitprune.measure.formula import dense_macs, schedule_macs
-from vitprune.tokens import patch as token_patch
-from vitprune.vit import describe
+from vitprune.measure.evaluate import evaluate_macs
 
 SPEED_ROUNDS = 3  # interleaved rounds per speed measurement (median kept)
 LATENCY_RUNS = 10  # batch-1 forwards timed per round
 
 
 def accuracy_and_macs(model: nn.Module, loader) -> dict:
-    """Top-1/top-5 over ``loader`` and the mean GMACs of exactly those images (and their fraction of
-    the dense model's), from one pass.
-
-    The token counts every block really used are recorded during the evaluation itself, so an
-    input-adaptive method is charged per image (padding excluded), as ``vitprune.measure.macs`` does.
-    """
-    spec = describe(model)
-    dense = dense_macs(spec)
-    if not token_patch.is_patched(model):
-        metrics = evaluate(model, loader, progress=False)
-        return {**metrics, "gmacs": dense / 1e9, "macs_ratio": 1.0}
-    with model.vitprune.recording() as counts:
-        metrics = evaluate(model, loader, progress=False)
-    per_image = [
-        schedule_macs(
-            spec, [(c.attention.double().cpu(), c.mlp.double().cpu()) for c in counts[i : i + spec.depth]]
-        )
-        for i in range(0, len(counts), spec.depth)
-    ]
-    mean = float(torch.cat(per_image).mean())
-    return {**metrics, "gmacs": mean / 1e9, "macs_ratio": mean / dense}
+    """Top-1/top-5 over ``loader`` and the mean GMACs of exactly those images, useful and executed (an
+    input-adaptive method's padding included), and the useful fraction of the dense model's, from one pass."""
+    return evaluate_macs(model, loader, progress=False)
 
 
 def speed(model: nn.Module, dense: nn.Module, batch: int) -> dict:

@@ -25,9 +25,11 @@ from tqdm import tqdm
 import vitprune
 from vitprune import zoo
 from vitprune.data import build_loader
+from vitprune.methods import REGISTRY
 from vitprune.sweep import measure
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
+from vitprune.tokens import patch as token_patch
 
 DENSE = "dense"
 # Settings that must match for ``resume`` to reuse a cell; methods and targets may change.
@@ -77,12 +79,14 @@ class SweepSettings:
 
 
 def method_config(method: str, settings: SweepSettings) -> dict:
-    """Options every cell of ``method`` gets besides ``macs=``."""
+    """Options every cell of ``method`` gets besides ``macs=``: those a zoo model was trained with when
+    ``method`` is its method (the pruning point of ``fmnist-vit-sait``), STAR's prior, SaiT's mode."""
+    config = zoo.method_defaults(settings.model, method)
     if method == "star":
-        return zoo.resolve({"prior": settings.star_prior})
+        config.update(zoo.resolve({"prior": settings.star_prior}))
     if method == "sait":
-        return {"mode": "ratio"}
-    return {}
+        config["mode"] = "ratio"
+    return config
 
 
 def cpu_name() -> str:
@@ -110,9 +114,9 @@ def machine() -> dict:
 
 def grid(settings: SweepSettings) -> tuple[list[tuple[str, float]], list[str]]:
     """Cells to run (the dense reference first) and a note for each method that is skipped."""
-    unknown = sorted(set(settings.methods) - set(vitprune.methods()))
+    unknown = sorted(set(settings.methods) - set(REGISTRY))
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(vitprune.methods())}")
+        raise ValueError(f"unknown token method(s) {unknown}; available: {sorted(REGISTRY)}")
     notes, cells = [], [(DENSE, 1.0)]
     for method in settings.methods:
         if method == "star" and not settings.star_prior:
@@ -162,8 +166,13 @@ def sweep(
     resume: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Run every cell not already in ``out/sweep.json`` (with ``resume``); return the payload."""
+    """Run every cell not already in ``out/sweep.json`` (with ``resume``); return the payload.
+
+    The ``dense`` row is the model without any token method, also when ``dense`` arrived with one.
+    """
     out = Path(out)
+    if token_patch.is_patched(dense):  # a zoo model trained with a method loads with it: not dense
+        dense = vitprune.remove(copy.deepcopy(dense))
     cells, notes = grid(settings)
     for note in notes:
         print(f"vitprune sweep: {note}", file=sys.stderr)

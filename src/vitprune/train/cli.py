@@ -16,10 +16,12 @@ from torch import nn
 
 from vitprune import zoo
 from vitprune.api import apply
+from vitprune.cli import values
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
 from vitprune.data.batched import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split
 from vitprune.models.load import load_model
+from vitprune.models.saved import architecture, shrunk_directory
 from vitprune.train import distributed
 from vitprune.train.config import DISTILL_KINDS, PRECISIONS, TrainConfig
 from vitprune.train.loop import fit
@@ -35,16 +37,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--out", required=True, metavar="DIR", help="output directory for checkpoints (last/, best/)")
     add("--resume", metavar="DIR", help="continue from a checkpoint or an earlier --out directory")
-    add("--epochs", type=int, default=10)
-    add("--batch-size", type=int, default=128, help="per process")
-    add("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
-    add("--weight-decay", type=float, default=0.05)
-    add("--warmup-epochs", type=float, default=0.0)
-    add("--min-lr", type=float, default=1e-6)
-    add("--label-smoothing", type=float, default=0.1)
-    add("--mixup", type=float, default=0.0, help="mixup Beta alpha (0: off)")
-    add("--cutmix", type=float, default=0.0, help="cutmix Beta alpha (0: off)")
-    add("--clip-grad", type=float, default=None, metavar="NORM")
+    add("--epochs", type=values.positive_int, default=10)
+    add("--batch-size", type=values.positive_int, default=128, help="per process")
+    add("--lr", type=values.positive, default=5e-4, help="peak learning rate (AdamW)")
+    add("--weight-decay", type=values.non_negative, default=0.05)
+    add("--warmup-epochs", type=values.non_negative, default=0.0)
+    add("--min-lr", type=values.non_negative, default=1e-6)
+    add("--label-smoothing", type=values.smoothing, default=0.1)
+    add("--mixup", type=values.non_negative, default=0.0, help="mixup Beta alpha (0: off)")
+    add("--cutmix", type=values.non_negative, default=0.0, help="cutmix Beta alpha (0: off)")
+    add("--clip-grad", type=values.positive, default=None, metavar="NORM")
     add("--precision", choices=PRECISIONS, default="fp32")
     add(
         "--teacher",
@@ -60,12 +62,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="timm.create_model argument for a --teacher given by name (repeatable)",
     )
     add("--distill", choices=DISTILL_KINDS, default="none")
-    add("--distill-weight", type=float, default=0.5)
-    add("--distill-tau", type=float, default=1.0)
-    add("--seed", type=int, default=0)
-    add("--workers", type=int, default=0, help="data loader workers (folder datasets only)")
-    add("--eval-every", type=int, default=1, metavar="EPOCHS")
-    add("--num-classes", type=int, default=None, help=f"default: {FASHION_MNIST_CLASSES} for Fashion-MNIST")
+    add("--distill-weight", type=values.fraction_weight, default=0.5)
+    add("--distill-tau", type=values.positive, default=1.0)
+    add("--seed", type=values.natural, default=0)
+    add("--workers", type=values.natural, default=0, help="data loader workers (folder datasets only)")
+    add("--eval-every", type=values.positive_int, default=1, metavar="EPOCHS")
+    add(
+        "--num-classes",
+        type=values.positive_int,
+        default=None,
+        help=f"default: {FASHION_MNIST_CLASSES} for Fashion-MNIST",
+    )
     add(
         "--model-kwargs",
         action="append",
@@ -84,14 +91,24 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "each step trains the dense pass and a sparse pass at a keep ratio drawn from --sait-keeps; "
         "with --distill soft --teacher T, both passes also distill T's logits (weight --sait-kd)",
     )
-    g.add_argument("--sait-keeps", default="0.5,0.6,0.7", help="keep ratios drawn for the sparse pass")
+    g.add_argument(
+        "--sait-keeps",
+        type=values.listed(values.fraction_kept),
+        default="0.5,0.6,0.7",
+        help="keep ratios drawn for the sparse pass",
+    )
     g.add_argument(
         "--sait-kd",
-        type=float,
+        type=values.non_negative,
         default=1.0,
         help="weight of logit distillation: dense→sparse, or teacher→both passes",
     )
-    g.add_argument("--sait-attn", type=float, default=0.0, help="weight of deep→early attention distillation")
+    g.add_argument(
+        "--sait-attn",
+        type=values.non_negative,
+        default=0.0,
+        help="weight of deep→early attention distillation",
+    )
     g.add_argument("--sait-alternate", action="store_true", help="alternate dense and sparse steps")
 
 
@@ -135,8 +152,10 @@ def run_train(args: argparse.Namespace) -> dict:
         method_config = getattr(args, "method_config", None) or {}
         if args.method:
             apply(model, args.method, **zoo.resolve(method_config))
+        shrunk = shrunk_directory(args.checkpoint) if args.checkpoint else None
+        name, kwargs, structure = architecture(shrunk) if shrunk else (args.model, model_kwargs, None)
         spec = model_spec(
-            args.model, {**model_kwargs, "num_classes": model.num_classes}, args.method, method_config
+            name, {**kwargs, "num_classes": model.num_classes}, args.method, method_config, structure
         )
         config = TrainConfig(
             epochs=args.epochs,
@@ -216,7 +235,7 @@ def _sait_objective(args: argparse.Namespace, model: nn.Module, config: TrainCon
     """SaiT's dense/sparse step when training a ``sait`` model, else the default objective."""
     if args.method != "sait":
         return None
-    keeps = tuple(float(k) for k in str(args.sait_keeps).split(","))
+    keeps = tuple(args.sait_keeps)
     return DenseSparseObjective(
         model,
         keeps,

@@ -12,6 +12,7 @@ from vitprune.api import apply
 from vitprune.files.state_dict import CheckpointError
 from vitprune.models.build import load_weights
 from vitprune.models.load import load_model
+from vitprune.models.resize import apply_structure
 from vitprune.train import checkpoint
 from vitprune.train.serialize import decode, encode
 
@@ -21,16 +22,19 @@ def model_spec(
     kwargs: dict | None = None,
     method: str | None = None,
     method_config: dict | None = None,
+    structure: dict | None = None,
 ) -> dict:
     """What :func:`load_trained` needs to rebuild a model: the timm (or zoo) ``name``, the
     ``timm.create_model`` keyword arguments (including ``num_classes``), and the token
     method applied with its configuration. Values must be literals (numbers, strings,
-    tuples, lists, dicts)."""
+    tuples, lists, dicts). ``structure`` (kept heads / hidden units per block) rebuilds a structured
+    DIMAP model."""
     return {
         "name": name,
         "kwargs": dict(kwargs or {}),
         "method": method,
         "method_config": dict(method_config or {}),
+        "structure": structure,
     }
 
 
@@ -71,6 +75,8 @@ def load_run(path: str | os.PathLike) -> TrainedRun:
             f"{ck.path / checkpoint.MODEL_FILE}"
         )
     model = load_model(spec["name"], **spec["kwargs"])
+    if spec.get("structure"):
+        apply_structure(model, spec["structure"])
     load_weights(model, ck.model, source=str(ck.path / checkpoint.MODEL_FILE))
     if spec["method"]:
         apply(model, spec["method"], **zoo.resolve(spec["method_config"]))

@@ -36,8 +36,8 @@ def optimizer_state(tensors: dict[str, torch.Tensor], values: dict) -> dict:
 def encode(value: object) -> object:
     """Make a literal (dicts, lists, tuples, numbers, strings, None) JSON-safe, tagging tuples.
 
-    Tuples matter: e.g. ToMe reads ``r=(8, 0.5)`` as a schedule but ``r=[8, 0.5]`` as
-    per-block values, so they must survive the round trip. Other types raise ``TypeError``.
+    Tuples survive the round trip, so a method's options are rebuilt exactly as they were given.
+    Other types raise ``TypeError``.
     """
     if isinstance(value, tuple):
         return {TUPLE_TAG: [encode(v) for v in value]}

@@ -8,6 +8,7 @@ import torch
 
 import vitprune
 from vitprune import zoo
+from vitprune.cli import values
 from vitprune.cli.options import (
     add_method_arguments,
     add_model_arguments,
@@ -23,11 +24,13 @@ from vitprune.viz.api import save_token_maps
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``vitprune visualize``; sets ``run=run_visualize`` as the parser's default."""
     add_model_arguments(parser)
-    add_method_arguments(parser)
+    add_method_arguments(parser, weights=False)
     add_output_arguments(parser)
     parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
     parser.add_argument("--split", default="test", help="split the images come from (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=8, help="the first N images (default: %(default)s)")
+    parser.add_argument(
+        "--images", type=values.positive_int, default=8, help="the first N images (default: %(default)s)"
+    )
     parser.add_argument("--out", default="tokens.png", help="PNG to write (default: %(default)s)")
     parser.set_defaults(run=run_visualize)
 

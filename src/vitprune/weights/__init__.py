@@ -6,9 +6,10 @@ Vision Transformers", ICLR 2024) on timm Swin and ViT, with a structured and a 2
     save_pruned(model, masks, "out/", build_report(model), make_meta("swin_tiny_patch4_window7_224", {}))
 """
 
+from vitprune.models.saved import load_shrunk
 from vitprune.weights.counting import nonzero_macs, nonzero_params
 from vitprune.weights.dimap import apply_masks, dimap_masks
-from vitprune.weights.io import load_masks, load_pruned, load_shrunk, make_meta, save_pruned, save_shrunk
+from vitprune.weights.io import load_masks, load_pruned, make_meta, save_pruned, save_shrunk
 from vitprune.weights.keeper import MaskKeeper
 from vitprune.weights.modules import gather
 from vitprune.weights.nm import nm_masks

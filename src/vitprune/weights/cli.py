@@ -1,8 +1,9 @@
 """``vitprune prune``: DIMAP weight pruning (He et al., ICLR 2024) and our structured / 2:4 variants.
 
 The main CLI mounts it with :func:`add_prune_arguments` (plus the shared model options) and
-:func:`run_prune`. Targets are fractions *removed*: ``--params 0.5`` removes half of the prunable
-weights (the selected modules' Linear weights), ``--macs 0.5`` half of their theoretical MACs.
+:func:`run_prune`. ``--params 0.5`` removes half of the prunable weights (the selected modules'
+Linear weights); ``--macs`` is what the pruned model keeps, as for every method: ``--macs 0.63``
+leaves 0.63x the dense model's theoretical MACs, ``--macs 2.9G`` leaves 2.9 GMACs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from vitprune import zoo
-from vitprune.cli.options import key_values
+from vitprune.cli import values
+from vitprune.cli.options import model_kwargs
 from vitprune.models.load import load_model
 from vitprune.weights.counting import example_images
 from vitprune.weights.dimap import SCOPES, apply_masks, check_fraction, check_target, dimap_masks
@@ -26,9 +28,13 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("pruning (DIMAP, He et al. ICLR 2024)")
     g.add_argument("--method", choices=("dimap",), default="dimap", help="weight-pruning method")
     target = g.add_mutually_exclusive_group()
-    target.add_argument("--params", type=float, help="fraction of the prunable weights to remove, e.g. 0.5")
     target.add_argument(
-        "--macs", type=float, help="fraction of the prunable layers' theoretical MACs to remove"
+        "--params", type=values.fraction_removed, help="fraction of the prunable weights to remove, e.g. 0.5"
+    )
+    target.add_argument(
+        "--macs",
+        type=values.macs,
+        help="MACs the pruned model keeps, as for every method: a fraction of dense (0.63) or '2.9G'",
     )
     g.add_argument(
         "--scope",
@@ -66,10 +72,15 @@ def _check(args: argparse.Namespace) -> tuple[str, dict]:
             raise ValueError(f"--pattern {args.pattern} fixes the sparsity: drop --params/--macs/--scope")
         return "pattern", {"pattern": args.pattern}
     if args.structure != "none":
-        if args.macs is not None or args.scope not in STRUCTURED_SCOPES:
+        if args.macs is not None:
             raise ValueError(
-                f"--structure {args.structure} takes --params only, with --scope "
-                f"{' or '.join(STRUCTURED_SCOPES)} (got --scope {args.scope})"
+                f"--structure {args.structure} takes --params only (the fraction of prunable weights "
+                f"removed), not --macs {args.macs!r}"
+            )
+        if args.scope not in STRUCTURED_SCOPES:
+            raise ValueError(
+                f"--structure {args.structure} takes --scope {' or '.join(STRUCTURED_SCOPES)} "
+                f"(got --scope {args.scope})"
             )
         return "structure", {"params": check_fraction("params", args.params)}
     kind, value = check_target(args.params, args.macs)
@@ -80,7 +91,7 @@ def run_prune(args: argparse.Namespace) -> dict:
     """Prune ``args.model`` as the options say, write ``args.out`` and return a summary."""
     variant, target = _check(args)
     out = check_out_dir(args.out)
-    kwargs = key_values(args.model_kwargs, "--model-kwargs")
+    kwargs = model_kwargs(args.model_kwargs)
     model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
     name, arch_kwargs = zoo.architecture(args.model, kwargs)
     if args.num_classes is not None:

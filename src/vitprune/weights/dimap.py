@@ -12,8 +12,9 @@ which lands exactly on round(s · module size) removed weights (ties broken by r
 * ``params=p``: the fraction of *prunable* weights removed (the weights of the selected modules'
   Linear layers; biases and auxiliary layers are never pruned), so s = p. The fraction of *all*
   parameters is smaller; :func:`vitprune.weights.report.build_report` gives both.
-* ``macs=m``: the fraction of the prunable layers' theoretical MACs removed (each weight costs one
-  MAC per token its layer sees); s is bisected until that fraction is met.
+* ``macs=m``: the MACs the pruned model keeps, as every method reads ``macs=``: a fraction of the
+  dense model's MACs (0.63) or GMACs (``"2.9G"``). Each weight costs one MAC per token its layer
+  sees; s is bisected until the model's theoretical (nonzero-aware) MACs meet the target.
 
 Ablations (paper §4.3): ``scope="model"`` pools every prunable layer under one threshold ("model
 as module"); ``scope="layer"`` removes the same fraction from every layer, i.e. uniform magnitude
@@ -27,6 +28,8 @@ import numbers
 import torch
 from torch import Tensor, nn
 
+from vitprune.measure.formula import macs_target
+from vitprune.measure.macs import macs
 from vitprune.weights.counting import example_images, linear_tokens
 from vitprune.weights.modules import MODULES, Layer, layers
 from vitprune.weights.scores import Ranked, one_thread, rank_weight
@@ -43,13 +46,14 @@ def check_fraction(name: str, value: object) -> float:
     return float(value)
 
 
-def check_target(params: float | None, macs: float | None) -> tuple[str, float]:
-    """The one target given, as ``("params" | "macs", fraction)``; ``ValueError`` otherwise."""
+def check_target(params: float | None, macs: float | str | None) -> tuple[str, float | str]:
+    """The one target given, as ``("params", fraction removed)`` or ``("macs", target)``; ``ValueError``
+    otherwise (a ``macs=`` target is checked against the model by :func:`dimap_masks`)."""
     given = {k: v for k, v in (("params", params), ("macs", macs)) if v is not None}
     if len(given) != 1:
         raise ValueError(f"give exactly one target, params= or macs=; got {sorted(given) or 'none'}")
     ((kind, value),) = given.items()
-    return kind, check_fraction(kind, value)
+    return kind, check_fraction(kind, value) if kind == "params" else value
 
 
 def _groups(found: list[Layer], scope: str) -> list[list[int]]:
@@ -73,6 +77,20 @@ def _counts(ranked: list[Ranked], groups: list[list[int]], s: float) -> list[int
         for i, c in zip(group, removal_counts(pool, k), strict=True):
             counts[i] = c
     return counts
+
+
+def _removed_share(model: nn.Module, images: Tensor, prunable: float, value: float | str) -> float:
+    """The share of the prunable layers' MACs to remove so the model keeps the ``macs=value`` target."""
+    report = macs(model, images)
+    target = macs_target(value, report.dense)
+    floor = report.mean - prunable
+    if not floor < target < report.mean:
+        raise ValueError(
+            f"macs={value!r} ({target / 1e9:.4g} GMACs) is out of reach for dimap on this model: "
+            f"allowed above {floor / 1e9:.4g} (every prunable weight removed) and below "
+            f"{report.mean / 1e9:.4g} GMACs (nothing removed)"
+        )
+    return (report.mean - target) / prunable
 
 
 def _solve_macs(ranked, groups, cost: list[float], target: float) -> list[int]:
@@ -104,23 +122,28 @@ def dimap_masks(
 ) -> dict[str, Tensor]:
     """Boolean keep-masks (True = kept) keyed by weight name, e.g. ``layers.0.blocks.0.attn.qkv.weight``.
 
-    Exactly one target: ``params`` (fraction of prunable weights removed) or ``macs`` (fraction of
-    the prunable layers' theoretical MACs removed; token counts come from one forward pass on
-    ``images``, by default a zero batch of the model's input size). ``scope``: ``"module"``
-    (DIMAP), ``"model"`` (one global threshold) or ``"layer"`` (uniform magnitude). ``modules``
-    selects among ``qkv``, ``proj``, ``mlp``. The model is not modified (see :func:`apply_masks`).
+    Exactly one target: ``params`` (fraction of prunable weights removed) or ``macs`` (what the
+    pruned model keeps: a fraction of the dense model's MACs, or ``"2.9G"``; token counts come from
+    one forward pass on ``images``, by default a zero batch of the model's input size).
+    ``scope``: ``"module"`` (DIMAP), ``"model"`` (one global threshold) or ``"layer"`` (uniform
+    magnitude). ``modules`` selects among ``qkv``, ``proj``, ``mlp``. The model is not modified (see
+    :func:`apply_masks`).
     """
     kind, target = check_target(params, macs)
     found = layers(model, modules)
     groups = _groups(found, scope)
     if kind == "macs":
-        tokens = linear_tokens(model, images if images is not None else example_images(model))
+        images = images if images is not None else example_images(model)
+        tokens = linear_tokens(model, images)
+        cost = [tokens[layer.name] for layer in found]
+        prunable = sum(c * layer.linear.weight.numel() for c, layer in zip(cost, found, strict=True))
+        target = _removed_share(model, images, prunable, target)
     with one_thread():  # many small memory-bound operations: thread start-up would dominate
         ranked = [rank_weight(layer.linear.weight) for layer in found]
         if kind == "params":
             counts = _counts(ranked, groups, target)
         else:
-            counts = _solve_macs(ranked, groups, [tokens[layer.name] for layer in found], target)
+            counts = _solve_macs(ranked, groups, cost, target)
         return {
             layer.param: keep_mask(r, c, layer.linear.weight.shape)
             for layer, r, c in zip(found, ranked, counts, strict=True)

@@ -9,7 +9,8 @@ Output of DIMAP (He et al., ICLR 2024) weight pruning, ``save_pruned``::
 
 Output of the structured variant, ``save_shrunk``: ``model.safetensors`` (the smaller
 state_dict), ``structure.json`` (kept heads / hidden units per block), ``report.json`` and
-``meta.json``; :func:`load_shrunk` rebuilds it from those alone. Nothing is ever unpickled.
+``meta.json``; :func:`vitprune.models.saved.load_shrunk` rebuilds it from those alone, and every
+``--model``/``--checkpoint`` option loads it. Nothing is ever unpickled.
 
 A directory is written whole or not at all: files go into a hidden temporary directory beside
 ``out_dir``, which is renamed into place at the end and removed on any failure.
@@ -18,7 +19,6 @@ A directory is written whole or not at all: files go into a hidden temporary dir
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -26,21 +26,19 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-import timm
 import torch
 from torch import Tensor, nn
 
 from vitprune.files.atomic import UMASK, json_bytes, sync_dir, write_bytes
 from vitprune.files.state_dict import CheckpointError, load_state_dict, save_state_dict
 from vitprune.models.build import load_weights
-from vitprune.weights.resize import apply_structure
-
-MODEL_FILE, MASKS_FILE, REPORT_FILE, META_FILE, STRUCTURE_FILE = (
-    "model.safetensors",
-    "masks.safetensors",
-    "report.json",
-    "meta.json",
-    "structure.json",
+from vitprune.models.saved import (
+    MASKS_FILE,
+    META_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    STRUCTURE_FILE,
+    stock_model,
 )
 
 
@@ -119,31 +117,9 @@ def load_masks(path: str | os.PathLike) -> dict[str, Tensor]:
     return masks
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"cannot read {path}: {err}") from err
-
-
-def _stock_model(directory: Path) -> nn.Module:
-    """The stock timm model that ``meta.json`` in ``directory`` describes (random weights)."""
-    meta = _read_json(directory / META_FILE)
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.get("kwargs", {}).items()}
-    return timm.create_model(meta["model"], pretrained=False, **kwargs)
-
-
 def load_pruned(directory: str | os.PathLike) -> nn.Module:
     """The weight-pruned model saved by :func:`save_pruned`, in eval mode (stock timm, strict load)."""
     directory = Path(directory)
-    model = _stock_model(directory)
-    load_weights(model, load_state_dict(directory / MODEL_FILE), source=str(directory / MODEL_FILE))
-    return model.eval()
-
-
-def load_shrunk(directory: str | os.PathLike) -> nn.Module:
-    """The shrunk model saved by :func:`save_shrunk`: stock timm model, resized blocks, strict load."""
-    directory = Path(directory)
-    model = apply_structure(_stock_model(directory), _read_json(directory / STRUCTURE_FILE))
+    model = stock_model(directory)
     load_weights(model, load_state_dict(directory / MODEL_FILE), source=str(directory / MODEL_FILE))
     return model.eval()

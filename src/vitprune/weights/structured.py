@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from vitprune.models.resize import check_attention, check_mlp, keep_heads, keep_neurons
 from vitprune.weights.dimap import check_fraction
 from vitprune.weights.modules import MODULES, check_modules, gather
-from vitprune.weights.resize import check_attention, check_mlp, keep_heads, keep_neurons
 from vitprune.weights.scores import rank
 
 STRUCTURES = ("neuron-head",)
@@ -128,7 +128,7 @@ def shrink(
     ``scope`` is ``"module"`` (module-aware, the default) or ``"layer"`` (the same share per block).
 
     The returned ``{block: {"num_heads": n} | {"hidden": n}}`` is what ``structure.json`` records
-    and :func:`vitprune.weights.resize.apply_structure` replays on a stock model.
+    and :func:`vitprune.models.resize.apply_structure` replays on a stock model.
     """
     if structure not in STRUCTURES:
         raise ValueError(f"unknown structure {structure!r}; allowed: {', '.join(STRUCTURES)}")
