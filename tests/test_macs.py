@@ -75,3 +75,35 @@ def test_absolute_gmacs_target(deit_s):
     assert model.vitprune.method.per_layer == [13] * 12
     model = vitprune.apply(model, "evit", macs=2.94)
     assert _gmacs(model) == pytest.approx(2.94, rel=0.02)
+
+
+def _adaptive(setting: str):
+    """Each input-adaptive setting, on a model sharp enough for images to keep different counts."""
+    from test_star import _calibration
+
+    model = make_model("vit", depth=4)
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn.qkv.weight.mul_(4)
+    if setting == "star":
+        return vitprune.apply(model, "star", prior=_calibration(4, 16), alpha=0.8, r_min=0.5, adaptive=True)
+    config = {"tau": 1.0} if setting == "value" else {"mass": 0.7}
+    return vitprune.apply(model, "sait", layer=1, mode=setting, **config)
+
+
+@pytest.mark.parametrize("setting", ["star", "value", "mass"])
+def test_adaptive_gmacs_are_the_mean_over_the_evaluated_images_with_executed_beside(setting):
+    from vitprune.data import TensorImageDataset, build_loader
+    from vitprune.measure.evaluate import evaluate_macs
+
+    model = _adaptive(setting)
+    assert model.vitprune.method.per_image_counts
+    x = images(batch=12, seed=5)
+    data = TensorImageDataset((x * 255).to(torch.uint8), torch.zeros(12, dtype=torch.long), model)
+    alone = [macs(model, data[i][0][None]).mean for i in range(12)]  # one image: no padding
+    assert len(set(alone)) > 1
+    result = evaluate_macs(model, build_loader(data, 4), progress=False)
+    assert result["gmacs"] == pytest.approx(sum(alone) / 12 / 1e9, rel=1e-12)
+    assert result["executed_gmacs"] > result["gmacs"]  # padded to each batch's longest image
+    single = evaluate_macs(model, build_loader(data, 1), progress=False)
+    assert single["executed_gmacs"] == pytest.approx(single["gmacs"]) == pytest.approx(result["gmacs"])
