@@ -59,10 +59,15 @@ def run_case(case: Case) -> str:
     check_counts(model, trace)
     if case.trace_source:
         check_sources(model.vitprune.state)
-    if case.setting.kind == "zero":
+    if case.setting.kind == "zero" and case.vit.family == "beit":
+        # Once a block ran the method (keeping every token), BEiT's relative bias is gathered per image:
+        # the same values as a batched mask, which sends SDPA down another kernel (~1e-11 apart).
+        torch.testing.assert_close(trace.out, ref, atol=1e-6, rtol=0)
+    elif case.setting.kind == "zero":
         assert torch.equal(trace.out, ref), (trace.out - ref).abs().max()
     if dtype == torch.float32:
-        check_adaptive_rule(model, trace)
+        if case.vit.family == "vit":  # the reference CLS attention below is timm's Attention's
+            check_adaptive_rule(model, trace)
         check_macs_and_batch(model, x, trace.out)
     vitprune.remove(model)
     check_restored(model, types, x, ref)
@@ -252,6 +257,6 @@ def check_restored(model, types: list[type], x: Tensor, ref: Tensor) -> None:
     assert [type(m) for m in model.modules()] == types
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
     assert not hasattr(model, "vitprune") and not hasattr(model, "sait")
-    assert not any(hasattr(b.attn.qkv, "_vp_capture") for b in model.blocks)
+    assert not any(hasattr(m, "_vp_capture") for m in model.modules())
     with torch.no_grad():
         assert torch.equal(model(x), ref), "remove() did not restore the model bit for bit"

@@ -1,4 +1,8 @@
-"""Random tiny timm ViTs for property tests: every supported family, drawn by hypothesis."""
+"""Random tiny timm ViTs for property tests: every supported family, drawn by hypothesis.
+
+``family`` is timm's VisionTransformer ("vit"), EVA-02 ("eva02": RoPE, SwiGLU, q/v biases), a RoPE
+ViT ("rope"), or BEiT ("beit": relative position bias, q/v biases); the last three have a class
+token, no registers and no qk-norm as timm builds them."""
 
 from __future__ import annotations
 
@@ -12,6 +16,13 @@ from hypothesis import strategies as st
 PREFIX_TOKENS = {"cls": 1, "distilled": 2, "none": 0}
 PREFIX_DRAWS = ("cls", "cls", "cls", "distilled", "none")  # most methods need the class token
 POOLS = {"cls": ("token", "avg", "max"), "distilled": ("token",), "none": ("avg", "max")}
+FAMILIES = {
+    "eva02": "eva02_tiny_patch14_224",
+    "rope": "vit_small_patch16_rope_224",
+    "beit": "beit_base_patch16_224",
+}
+FAMILY_DRAWS = ("vit", "vit", "vit", "vit", "eva02", "rope", "beit")
+FAMILY_POOLS = {"eva02": ("token", "avg", "max"), "rope": ("token", "avg", "max"), "beit": ("token", "avg")}
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class VitConfig:
     num_classes: int
     sharpen: float  # qkv weights are scaled by this: sharper attention, images that differ more
     seed: int
+    family: str = "vit"
 
     @property
     def img_size(self) -> tuple[int, int]:
@@ -62,7 +74,11 @@ class VitConfig:
             no_embed_class=self.no_embed_class,
         )
         name = "vit_tiny_patch16_224"
-        if self.prefix == "distilled":
+        if self.family != "vit":
+            name = FAMILIES[self.family]
+            for key in ("qk_norm", "no_embed_class"):
+                del kwargs[key]
+        elif self.prefix == "distilled":
             name = "deit_tiny_distilled_patch16_224"  # timm ignores reg_tokens here
         else:
             kwargs.update(reg_tokens=self.reg_tokens, class_token=self.prefix == "cls")
@@ -80,7 +96,8 @@ class VitConfig:
 
 @st.composite
 def vit_configs(draw, prefixes: tuple[str, ...] = PREFIX_DRAWS, max_depth: int = 12) -> VitConfig:
-    prefix = draw(st.sampled_from(prefixes))
+    family = draw(st.sampled_from(FAMILY_DRAWS)) if "cls" in prefixes else "vit"
+    prefix = "cls" if family != "vit" else draw(st.sampled_from(prefixes))
     embed_dim = draw(st.sampled_from([24, 32, 48, 64]))
     heads = draw(st.sampled_from([h for h in (1, 2, 3, 4) if embed_dim % h == 0 and embed_dim // h >= 8]))
     return VitConfig(
@@ -90,13 +107,14 @@ def vit_configs(draw, prefixes: tuple[str, ...] = PREFIX_DRAWS, max_depth: int =
         patch=draw(st.sampled_from([4, 8, 16])),
         grid=(draw(st.integers(1, 8)), draw(st.integers(1, 8))),
         prefix=prefix,
-        reg_tokens=0 if prefix == "distilled" else draw(st.integers(0, 4)),
-        global_pool=draw(st.sampled_from(POOLS[prefix])),
+        reg_tokens=0 if prefix == "distilled" or family != "vit" else draw(st.integers(0, 4)),
+        global_pool=draw(st.sampled_from(FAMILY_POOLS.get(family, POOLS[prefix]))),
         init_values=draw(st.none() | st.just(1e-5)),
-        qk_norm=draw(st.booleans()),
-        no_embed_class=prefix != "distilled" and draw(st.booleans()),  # timm's distilled model breaks
+        qk_norm=family == "vit" and draw(st.booleans()),
+        no_embed_class=family == "vit" and prefix != "distilled" and draw(st.booleans()),  # distilled breaks
         in_chans=draw(st.sampled_from([1, 3])),
         num_classes=draw(st.integers(2, 12)),
         sharpen=draw(st.sampled_from([1.0, 4.0])),
         seed=draw(st.integers(0, 2**16)),
+        family=family,
     )

@@ -37,9 +37,15 @@ def gather_pairs(bias: Tensor, pos: Tensor) -> Tensor:
     return rows.gather(3, idx[:, None, None, :].expand(-1, full.shape[1], n, -1))
 
 
+def follow_pairs(bias: Tensor, ctx) -> Tensor:
+    """``bias`` for the current tokens of ``ctx``: unchanged while no token was removed (so unreduced
+    blocks stay bit for bit BEiT's), else :func:`gather_pairs`."""
+    return bias if ctx.state is ctx.start else gather_pairs(bias, ctx.state.pos)
+
+
 def _followed_rel_pos_bias(self) -> Tensor:
     """BEiT ``Attention._get_rel_pos_bias`` for the current tokens."""
-    return gather_pairs(super(type(self), self)._get_rel_pos_bias(), self._vp_ctx.state.pos)
+    return follow_pairs(super(type(self), self)._get_rel_pos_bias(), self._vp_ctx)
 
 
 def _size_weighted_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -106,7 +112,7 @@ class TimmBeit(Family):
 
     def view(self, blk, outputs, bias, state, extra):
         attn, qkv = blk.attn, outputs[0]
-        rel = self._bias(blk, None, state, extra)
+        rel = self._bias(blk, None, extra)
         row = None if rel is None else rel[:, :, :1]  # the class token's logits bias, as the block used
         row = bias if row is None else row if bias is None else row + bias
         b, n, _ = qkv.shape
@@ -114,7 +120,7 @@ class TimmBeit(Family):
         return AttentionView.of_heads(q, k, v, attn.scale, row)
 
     def attend(self, blk, x, mask, state, extra):
-        shared = self._bias(blk, mask, state, extra, table=False)
+        shared = self._bias(blk, mask, extra, table=False)
         y = blk.attn(blk.norm1(x), shared_rel_pos_bias=shared)
         return x + blk.drop_path1(y if blk.gamma_1 is None else blk.gamma_1 * y)
 
@@ -122,12 +128,12 @@ class TimmBeit(Family):
         y = blk.mlp(blk.norm2(x))
         return x + blk.drop_path2(y if blk.gamma_2 is None else blk.gamma_2 * y)
 
-    def _bias(self, blk, mask, state, extra, table: bool = True) -> Tensor | None:
+    def _bias(self, blk, mask, extra, table: bool = True) -> Tensor | None:
         """The additive bias the attention sees on top of ``mask``: the shared table gathered for the
         current tokens, plus (``table``) the block's own gathered table."""
         parts = [mask]
         if extra.get("shared_rel_pos_bias") is not None:
-            parts.append(gather_pairs(extra["shared_rel_pos_bias"], state.pos))
+            parts.append(follow_pairs(extra["shared_rel_pos_bias"], blk._vp_ctx))
         if table and blk.attn.relative_position_bias_table is not None:
             parts.append(blk.attn._get_rel_pos_bias())
         parts = [p for p in parts if p is not None]
