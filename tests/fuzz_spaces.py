@@ -34,15 +34,22 @@ def _one_bad(values: st.SearchStrategy, bad: st.SearchStrategy) -> st.SearchStra
 def tome(vit: VitConfig) -> dict[str, st.SearchStrategy]:
     n, depth = vit.num_patches, vit.depth
     count = st.integers(0, n)
-    r = count | st.lists(count, max_size=depth) | st.tuples(count, st.floats(-1.0, 1.0))
+    schedule = st.fixed_dictionaries({"r": count, "inflection": st.floats(-1.0, 1.0)})  # ToMe's ramp
+    r = st.fixed_dictionaries({"r": count | st.lists(count, max_size=depth)}) | schedule
     outside = (
         st.floats(1.0, exclude_min=True) | st.floats(max_value=-1.0, exclude_max=True) | st.just(math.nan)
     )
     return {
-        "valid": fixed("valid", st.fixed_dictionaries({"r": r}, optional={"prop_attn": st.booleans()}))
+        "valid": fixed(
+            "valid",
+            st.tuples(r, st.fixed_dictionaries({}, optional={"prop_attn": st.booleans()})).map(
+                lambda t: {**t[0], **t[1]}
+            ),
+        )
         | fixed("valid", st.fixed_dictionaries({"macs": macs_targets("reach")})),
         "zero": fixed(
-            "zero", st.sampled_from([{"r": 0}, {"r": [0] * depth}, {"r": (0, 0.5)}, {"macs": 1.0}])
+            "zero",
+            st.sampled_from([{"r": 0}, {"r": [0] * depth}, {"r": 0, "inflection": 0.5}, {"macs": 1.0}]),
         ),
         "invalid": st.one_of(
             invalid("r", BAD_COUNT),
@@ -52,7 +59,10 @@ def tome(vit: VitConfig) -> dict[str, st.SearchStrategy]:
             st.lists(count, min_size=depth + 1, max_size=depth + 3).map(
                 lambda v: Setting("invalid", {"r": v}, f"{len(v)} entries")
             ),
-            st.tuples(count, outside).map(lambda t: Setting("invalid", {"r": t}, f"inflection {t[1]!r}")),
+            st.tuples(count, outside).map(
+                lambda t: Setting("invalid", {"r": t[0], "inflection": t[1]}, f"inflection={t[1]!r}")
+            ),
+            st.tuples(count, st.floats(-1.0, 1.0)).map(lambda t: Setting("invalid", {"r": t}, "ambiguous")),
             common_invalid(count, "r"),
         ),
     }
