@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fuzz_models import VitConfig, vit_configs
+from fuzz_models import FAMILY_DRAWS, VitConfig, vit_configs
 from fuzz_settings import (
     NOT_A_RATE,
     Prior,
@@ -220,7 +220,7 @@ KINDS = ("valid",) * 4 + ("zero",) + ("invalid",) * 2
 
 @st.composite
 def cases(draw, method: str) -> Case:
-    vit = draw(vit_configs())
+    vit = draw(vit_configs(families=FAMILY_DRAWS))
     setting = draw(SPACES[method](vit)[draw(st.sampled_from(KINDS))])
     return Case(
         method=method,
