@@ -35,6 +35,7 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     card = json.loads((tmp_path / "zoo" / "tiny-test.json").read_text())
     assert card["model"] == "vit_tiny_patch16_224" and card["epochs"] == 1 and card["test_images"] == 10_000
     assert card["params"] == sum(p.numel() for p in model.parameters()) and card["gmacs"] > 0
+    assert card["executed_gmacs"] == card["gmacs"]  # counted on the 10,000 test images themselves
     loaded = vitprune.zoo.load("tiny-test")
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
