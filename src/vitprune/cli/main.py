@@ -85,6 +85,7 @@ def cmd_macs(args) -> dict:
 
 def cmd_bench(args) -> dict:
     from vitprune.measure.bench import speed_table
+    from vitprune.measure.verdict import break_even
 
     model = build_model(args)
     models = {"dense": vitprune.remove(build_model(args, with_method=False))}  # DIMAP is not removable
@@ -92,14 +93,19 @@ def cmd_bench(args) -> dict:
         models[args.method] = model
     torch.set_num_threads(args.threads or torch.get_num_threads())
     batches = [(b, args.runs) for b in args.batch_sizes]
-    rows = speed_table(models, batches, args.precisions, args.rounds)
+    timed = {name: torch.compile(m) for name, m in models.items()} if args.compile else models
+    rows = speed_table(timed, batches, args.precisions, args.rounds)
     reports = {}
     for row in rows:
         key = (row["model"], row["batch_size"])
         if key not in reports:
             reports[key] = _macs(models[row["model"]], args, row["batch_size"])
         row["gmacs"], row["executed_gmacs"] = reports[key].mean / 1e9, reports[key].executed_mean / 1e9
-    return {"threads": torch.get_num_threads(), "device": "cpu", "rows": rows}
+    result = {"threads": torch.get_num_threads(), "device": "cpu", "compiled": args.compile, "rows": rows}
+    if args.method:  # plain words where the method loses to dense, with the measured break-even batch
+        result["break_even"] = break_even(rows, args.method)
+        result["verdict"] = {precision: v["says"] for precision, v in result["break_even"].items()}
+    return result
 
 
 def cmd_eval(args) -> dict:
@@ -173,6 +179,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=values.positive_int, default=5, help="interleaved rounds; median kept")
     p.add_argument("--runs", type=values.positive_int, default=3, help="batches timed per round")
     p.add_argument("--threads", type=values.positive_int, help="torch threads (default: torch's choice)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="time torch.compile'd dense and method models (compiled against compiled, same run)",
+    )
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("eval", help="top-1/top-5 accuracy over a dataset")
@@ -208,6 +219,12 @@ def parser() -> argparse.ArgumentParser:
     add_sweep_arguments(sub.add_parser("sweep", help="every method at every MACs target vs dense; resumable"))
     add_visualize_arguments(
         sub.add_parser("visualize", help="token maps: kept, merged and dropped patches per block")
+    )
+
+    from vitprune.deploy.cli import add_export_arguments
+
+    add_export_arguments(
+        sub.add_parser("export", help="the model, token method baked in, as ONNX or a torch.export .pt2")
     )
 
     from vitprune.weights.cli import add_prune_arguments, run_prune

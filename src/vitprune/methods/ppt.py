@@ -76,8 +76,20 @@ class PPT(TokenMethod):
     def __init__(self, rs: dict[int, int], threshold: float):
         self.rs = rs
         self.threshold = threshold
-        self.branches: dict[int, torch.Tensor] = {}
-        self.variances: dict[int, torch.Tensor] = {}
+        # One key per PPT block from the start: a dict that grew keys during the first forward would
+        # fail torch.compile's guard on its keys and compile the model a second time.
+        self._branches: dict[int, torch.Tensor | None] = dict.fromkeys(sorted(rs))
+        self._variances: dict[int, torch.Tensor | None] = dict.fromkeys(sorted(rs))
+
+    @property
+    def branches(self) -> dict[int, torch.Tensor]:
+        """Per PPT block of the last forward, True for the images that pooled."""
+        return {layer: t for layer, t in self._branches.items() if t is not None}
+
+    @property
+    def variances(self) -> dict[int, torch.Tensor]:
+        """Per PPT block of the last forward, the score variance each image was judged by."""
+        return {layer: t for layer, t in self._variances.items() if t is not None}
 
     def active(self, layer: int) -> bool:
         return self.rs.get(layer, 0) > 0
@@ -88,8 +100,8 @@ class PPT(TokenMethod):
         if r == 0:  # a single patch left: nothing to remove, and its score variance is undefined
             return x, state
         scores = importance(attn, p)
-        self.variances[layer] = scores.var(dim=1)
-        pool = self.branches[layer] = self.variances[layer] < self.threshold
+        variance = self._variances[layer] = scores.var(dim=1)
+        pool = self._branches[layer] = variance < self.threshold
         sized = TokenState(p, state.pos, state.sizes(x), state.source)
         pruned = keep_topk(x, sized, scores, state.num_patches - r)
         if self.threshold <= 0:  # a variance is never below 0: every image prunes, known before the forward

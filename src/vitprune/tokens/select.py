@@ -97,6 +97,16 @@ def mass_counts(scores: Tensor, mass: float, valid: Tensor | None = None) -> Ten
     return torch.minimum(k, torch.as_tensor(limit, device=k.device))
 
 
+def _unchosen_in_order(chosen: Tensor, n: int) -> Tensor:
+    """Indices ``0..n-1`` not in ``chosen`` ([B, r]), ascending, ``[B, n - r]``, without a sort: each
+    unchosen index goes to the slot counting the unchosen before it, chosen ones to a spare slot."""
+    b, kept = chosen.shape[0], n - chosen.shape[1]
+    taken = chosen.new_zeros(b, n).scatter_(1, chosen, torch.ones_like(chosen)).bool()
+    slot = torch.where(taken, kept, (~taken).cumsum(1) - 1)
+    index = torch.arange(n, device=chosen.device).expand(b, n)
+    return chosen.new_zeros(b, kept + 1).scatter_(1, slot, index)[:, :kept]
+
+
 def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     """Merge ``r`` patch tokens away by bipartite soft matching (ToMe, Bolya et al. 2023, §3).
 
@@ -123,10 +133,11 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         similarity[:, :prefix_a] = float("-inf")
         similarity[:, :, :prefix_b] = float("-inf")
         best, partner = similarity.max(dim=-1)
-        order = best.argsort(dim=-1, descending=True)
-        src, unmerged = order[:, :r], order[:, r:]
-        if p:  # prefix A tokens are never sources: after sorting they lead, then come the patches
-            unmerged = unmerged.sort(dim=1).values[:, prefix_a:]
+        if p:
+            src = best.topk(r, dim=-1).indices
+            unmerged = _unchosen_in_order(src, best.shape[1])[:, prefix_a:]
+        else:
+            src, unmerged = best.argsort(dim=-1, descending=True).split([r, best.shape[1] - r], dim=1)
         dst = partner.gather(1, src)
 
     def split(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
