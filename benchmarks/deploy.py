@@ -1,0 +1,109 @@
+"""Speed in deployment: each token method against the dense model run the same way, eager and
+``torch.compile``d, at small and large batch (issue 17).
+
+    .venv/bin/python benchmarks/deploy.py --name deploy_fmnist_cpu --model fmnist-vit --batch-sizes 1,8,64
+    .venv/bin/python benchmarks/deploy.py --name deploy_deit_s_cpu --model deit_small_patch16_224 \\
+        --batch-sizes 1,64
+
+Every method sits at its -37...41% MACs setting (ToMe and EViT at 0.6x, PPT at 0.63x, STAR at 0.6x:
+alpha 1 with one keep rate solved for the target, since a random-weight model has no calibration),
+and ToMe at r=0 shows what the patching alone costs. For each (batch size, mode) all models are
+timed interleaved (median of rounds); compiled models use ``torch.compile(fullgraph=True)``, one
+compile per model and batch size. Rows give ms per batch, images/s, the speedup against dense in
+the same mode, and efficiency = speedup / MACs ratio (1.0: every MAC saved turned into speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+from common import save_results
+
+import vitprune
+from vitprune.data.transforms import resolve_input_size
+from vitprune.measure import macs
+from vitprune.measure.bench import compare
+from vitprune.methods.star import STAR
+from vitprune.methods.target import bisect, method_macs
+from vitprune.models.load import load_model
+from vitprune.vit import describe
+
+TARGET = 0.6
+
+
+def star_rate(model) -> float:
+    """One keep rate for every block that puts alpha-1 STAR at TARGET x dense MACs."""
+    spec = describe(model)
+    dense = method_macs(STAR([1.0] * spec.depth, None, 1.0), spec)
+    return bisect(lambda r: method_macs(STAR([r] * spec.depth, None, 1.0), spec), 0.5, 1.0, TARGET * dense)
+
+
+def configs(model, name: str) -> dict[str, tuple[str, dict]]:
+    ppt = {"macs": 0.63, "threshold": 7e-5}
+    if name.startswith("fmnist"):  # 49 patches: the setting ppt_fmnist measured (every block, 1.5e-2)
+        ppt = {"macs": 0.63, "layers": tuple(range(len(model.blocks))), "threshold": 1.5e-2}
+    return {
+        "r0": ("tome", {"r": 0}),
+        "tome": ("tome", {"macs": TARGET}),
+        "evit": ("evit", {"macs": TARGET}),
+        "ppt": ("ppt", ppt),
+        "star": ("star", {"alpha": 1.0, "rates": [star_rate(model)] * len(model.blocks)}),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--model", default="fmnist-vit", help="zoo or timm name (timm: random weights)")
+    ap.add_argument("--batch-sizes", default="1,8,64")
+    ap.add_argument("--modes", default="eager,compiled")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dense = vitprune.remove(load_model(args.model))
+    nets = {"dense": dense}
+    for label, (method, config) in configs(dense, args.model).items():
+        nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
+    x = torch.rand(8, *resolve_input_size(dense))
+    gmacs = {label: macs(m, x).mean / 1e9 for label, m in nets.items()}
+    rows = []
+    for batch in map(int, args.batch_sizes.split(",")):
+        for mode in args.modes.split(","):
+            timed, compile_s = nets, {}
+            if mode == "compiled":
+                torch._dynamo.reset()
+                timed = {label: torch.compile(m, fullgraph=True, dynamic=False) for label, m in nets.items()}
+                for label, m in timed.items():
+                    start = time.perf_counter()
+                    with torch.inference_mode():
+                        m(torch.rand(batch, *x.shape[1:]))
+                    compile_s[label] = time.perf_counter() - start
+            ips = compare(timed, batch, rounds=args.rounds, runs=5 if batch == 1 else 2)
+            for label, value in ips.items():
+                ratio = gmacs["dense"] / gmacs[label]
+                row = {
+                    "model": label,
+                    "mode": mode,
+                    "batch_size": batch,
+                    "ms_per_batch": 1000 * batch / value,
+                    "images_per_s": value,
+                    "speedup": value / ips["dense"],
+                    "macs_ratio": ratio,
+                    "efficiency": value / ips["dense"] / ratio,
+                    "gmacs": gmacs[label],
+                }
+                if compile_s:
+                    row["compile_s"] = compile_s[label]
+                rows.append(row)
+                print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+    print(save_results(args.name, args.model, rows, threads=args.threads))
+
+
+if __name__ == "__main__":
+    main()
