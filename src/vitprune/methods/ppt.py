@@ -22,7 +22,8 @@ Token order follows the authors' code: pooling is ToMe's bipartite split over th
 prefix, and both orders feed the next PPT block's split. Differences, deliberate: prefix tokens
 (distillation, registers) are protected, not only CLS; the CLS row is computed alone and attention
 stays fused; every image's two branches are computed and one is picked per image with
-``torch.where`` (no host sync; the authors split the batch with ``nonzero``).
+``torch.where`` (no host sync; the authors split the batch with ``nonzero``), except eager on the
+CPU, where no device waits and a batch computes only the branches its images take.
 After each forward, ``method.branches[layer]`` holds True for the images that pooled and
 ``method.variances[layer]`` the score variance each image was judged by (for choosing a threshold).
 """
@@ -103,12 +104,24 @@ class PPT(TokenMethod):
         variance = self._variances[layer] = scores.var(dim=1)
         pool = self._branches[layer] = variance < self.threshold
         sized = TokenState(p, state.pos, state.sizes(x), state.source)
-        pruned = keep_topk(x, sized, scores, state.num_patches - r)
+
+        def prune():
+            return keep_topk(x, sized, scores, state.num_patches - r)
+
+        def merge():
+            return bipartite_merge(x, sized, attn.keys().mean(1), r)
+
         if self.threshold <= 0:  # a variance is never below 0: every image prunes, known before the forward
-            return pruned
+            return prune()
+        if x.device.type == "cpu" and not torch.compiler.is_compiling():
+            # Eager on the CPU, reading the choice costs no device wait: run only the branches taken.
+            if not pool.any():
+                return prune()
+            if pool.all():
+                return merge()
         # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
-        pooled = bipartite_merge(x, sized, attn.keys().mean(1), r)
-        return select_rows(pool, pooled[0], pruned[0]), select_rows(pool, pooled[1], pruned[1])
+        (x_pool, s_pool), (x_prune, s_prune) = merge(), prune()
+        return select_rows(pool, x_pool, x_prune), select_rows(pool, s_pool, s_prune)
 
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
         counts, n = [], spec.num_patches
