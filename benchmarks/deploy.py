@@ -20,7 +20,7 @@ import copy
 import time
 
 import torch
-from common import save_results
+from common import notes, save_results
 
 import vitprune
 from vitprune.data.transforms import resolve_input_size
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--modes", default="eager,compiled")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -102,7 +103,7 @@ def main() -> None:
                     row["compile_s"] = compile_s[label]
                 rows.append(row)
                 print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-    print(save_results(args.name, args.model, rows, threads=args.threads))
+    print(save_results(args.name, args.model, rows, threads=args.threads, **notes(args.notes)))
 
 
 if __name__ == "__main__":

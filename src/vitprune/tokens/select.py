@@ -133,11 +133,13 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         similarity[:, :prefix_a] = float("-inf")
         similarity[:, :, :prefix_b] = float("-inf")
         best, partner = similarity.max(dim=-1)
-        if p:
+        if p and torch.compiler.is_compiling():  # Inductor fuses this route; ATen's sorts it cannot
             src = best.topk(r, dim=-1).indices
             unmerged = _unchosen_in_order(src, best.shape[1])[:, prefix_a:]
-        else:
+        else:  # eager: an argsort and a sort are fewer kernels (the same tokens, tested)
             src, unmerged = best.argsort(dim=-1, descending=True).split([r, best.shape[1] - r], dim=1)
+            if p:
+                unmerged = unmerged.sort(dim=1).values[:, prefix_a:]
         dst = partner.gather(1, src)
 
     def split(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
