@@ -24,7 +24,8 @@ from timm.models.beit import Attention, Beit, Block
 from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs, original_class
+from vitprune.tokens.families.base import UnsupportedModelError, original_class
+from vitprune.tokens.families.timm_common import TimmFamily
 
 
 def gather_pairs(bias: Tensor, pos: Tensor) -> Tensor:
@@ -62,7 +63,7 @@ def _size_weighted_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
     return super(type(self), self).forward_head(x, pre_logits)
 
 
-class TimmBeit(Family):
+class TimmBeit(TimmFamily):
     supported = "timm Beit: beit_*, beitv2_* (relative position bias, own or shared)"
     positional = True
 
@@ -80,29 +81,8 @@ class TimmBeit(Family):
     def block_classes(self, model):
         return (Block,)
 
-    def blocks(self, model):
-        return model.blocks
-
-    def num_prefix(self, model):
-        return model.num_prefix_tokens
-
     def has_class_token(self, model):
         return True
-
-    def patch_embed(self, model):
-        return model.patch_embed.proj
-
-    def default_img_size(self, model):
-        return tuple(model.patch_embed.img_size)
-
-    def head_macs(self, model):
-        return linear_macs([model.head])
-
-    def attention(self, blk):
-        return blk.attn
-
-    def mlp(self, blk):
-        return blk.mlp
 
     def attn_dim(self, blk):
         return blk.attn.qkv.out_features // 3

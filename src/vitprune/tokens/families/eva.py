@@ -23,7 +23,8 @@ from timm.models.eva import Eva, EvaAttention, EvaBlock
 from torch import Tensor, nn
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs
+from vitprune.tokens.families.base import UnsupportedModelError
+from vitprune.tokens.families.timm_common import TimmFamily
 from vitprune.tokens.families.timm_vit import POOLS, _size_weighted_pool
 
 
@@ -42,7 +43,7 @@ def follow(rope: Tensor | None, pos: Tensor, num_prefix: int) -> Tensor | None:
     return table[:, idx].transpose(0, 1)
 
 
-class TimmEva(Family):
+class TimmEva(TimmFamily):
     supported = "timm Eva: eva02_*, vit_*_rope_* (EvaBlock, EvaAttention or AttentionRope without GQA)"
     positional = True
 
@@ -69,30 +70,6 @@ class TimmEva(Family):
 
     def block_classes(self, model):
         return (EvaBlock,)
-
-    def blocks(self, model):
-        return model.blocks
-
-    def num_prefix(self, model):
-        return model.num_prefix_tokens
-
-    def has_class_token(self, model):
-        return model.cls_token is not None
-
-    def patch_embed(self, model):
-        return model.patch_embed.proj
-
-    def default_img_size(self, model):
-        return tuple(model.patch_embed.img_size)
-
-    def head_macs(self, model):
-        return linear_macs([model.head])
-
-    def attention(self, blk):
-        return blk.attn
-
-    def mlp(self, blk):
-        return blk.mlp
 
     def attn_dim(self, blk):
         return blk.attn.num_heads * blk.attn.head_dim

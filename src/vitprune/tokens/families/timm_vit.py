@@ -14,12 +14,12 @@ from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
 from vitprune.tokens.families.base import (
-    Family,
     UnsupportedModelError,
     linear_macs,
     original_class,
     pool_bias,
 )
+from vitprune.tokens.families.timm_common import TimmFamily
 
 POOLS = ("token", "avg", "max", "")
 
@@ -48,7 +48,7 @@ def _size_weighted_latent(self, x: Tensor, attn_mask: Tensor | None = None) -> T
     return super(type(self), self).forward(x, attn_mask=pool_bias(self, x.dtype, x.shape[1]))
 
 
-class TimmVit(Family):
+class TimmVit(TimmFamily):
     supported = (
         "timm VisionTransformer: vit_*, deit_* (incl. *_distilled), deit3_* (LayerScale), "
         "reg_tokens, qk_norm=True, class_token=False with global_pool='avg'"
@@ -81,29 +81,8 @@ class TimmVit(Family):
     def block_classes(self, model):
         return (Block,)
 
-    def blocks(self, model):
-        return model.blocks
-
-    def num_prefix(self, model):
-        return model.num_prefix_tokens
-
-    def has_class_token(self, model):
-        return model.cls_token is not None
-
-    def patch_embed(self, model):
-        return model.patch_embed.proj
-
-    def default_img_size(self, model):
-        return tuple(model.patch_embed.img_size)
-
     def attn_dim(self, blk):
         return blk.attn.num_heads * blk.attn.head_dim
-
-    def attention(self, blk):
-        return blk.attn
-
-    def mlp(self, blk):
-        return blk.mlp
 
     def projections(self, blk):
         return (blk.attn.qkv,)
