@@ -8,6 +8,7 @@ from torch._inductor.compile_fx import compile_fx
 
 import vitprune
 from vitprune.deploy.export import export_model, run_exported
+from vitprune.tokens.select import BUCKETS, bucket_length
 
 DEPTH = 3
 FIXED = {
@@ -124,3 +125,10 @@ def test_adaptive_counts_compile_without_recompiling_for_new_counts(method, conf
     # each graph piece compiles at most twice (its first length, then once for any length), not per count
     assert compiled_after[-1] <= 2 * compiled_after[0]
     assert compiled_after[-3] == compiled_after[-1]  # three batches with new counts, nothing compiled
+
+
+@pytest.mark.parametrize("n", [5, 8, 49, 196, 197])
+def test_bucket_lengths_hold_every_count_in_at_most_eight_shapes(n):
+    lengths = [bucket_length(k, n) for k in range(1, n + 1)]
+    assert all(k <= length <= n for k, length in zip(range(1, n + 1), lengths, strict=True))
+    assert len(set(lengths)) <= BUCKETS and lengths[-1] == n
