@@ -33,7 +33,7 @@ from vitprune.data import build_dataset, build_loader
 from vitprune.data.fashion_mnist import CLASSES
 from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.measure.evaluate import evaluate
-from vitprune.sweep.files import flat_rows
+from vitprune.sweep.files import COLUMNS, flat_rows
 from vitprune.sweep.run import SweepSettings, machine, method_config, sweep, write_reports
 from vitprune.viz import save_token_maps
 from vitprune.weights import apply_masks, dimap_masks
@@ -48,18 +48,7 @@ TARGETS = (0.8, 0.65, 0.5)
 DIMAP_FRACTIONS = (0.3, 0.5)  # of the prunable weights (qkv, proj, fc1, fc2), removed
 STAR_IMAGES = 32  # the paper calibrates on 192; a few are enough for a demo and take seconds
 MAP_IMAGES = 8
-SHOWN = [
-    "method",
-    "macs_target",
-    "top1",
-    "top5",
-    "gmacs",
-    "executed_gmacs",
-    "macs_ratio",
-    "images_per_s",
-    "speedup",
-    "latency_ms",
-]
+SHOWN = [c for c in COLUMNS if c not in ("status", "setting", "n", "latency_speedup")]
 
 
 def star_prior(dense: nn.Module, name: str, out: Path) -> str:
