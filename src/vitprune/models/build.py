@@ -10,6 +10,7 @@ from timm.models import parse_model_name
 from torch import nn
 
 from vitprune.files.state_dict import CheckpointError, load_state_dict
+from vitprune.models.grid import fit_grid
 
 SHOWN_KEYS = 5
 
@@ -20,7 +21,8 @@ def build(
     """timm model ``name`` in eval mode, with weights from ``checkpoint`` when given.
 
     Extra ``kwargs`` go to ``timm.create_model`` (e.g. ``img_size``, ``in_chans``, ``num_classes``).
-    The checkpoint must match the model exactly (``strict=True``); otherwise a
+    The checkpoint must match the model exactly (``strict=True``), except a ViT checkpoint made at
+    another patch or image size, resampled as timm does (:mod:`vitprune.models.grid`); otherwise a
     :class:`CheckpointError` lists the missing, unexpected and shape-mismatched keys.
     """
     source, _ = parse_model_name(name)
@@ -32,7 +34,8 @@ def build(
         )
     model = timm.create_model(name, pretrained=pretrained, **kwargs)
     if checkpoint is not None:
-        load_weights(model, load_state_dict(checkpoint), source=str(checkpoint))
+        state = fit_grid(model, load_state_dict(checkpoint), source=str(checkpoint))
+        load_weights(model, state, source=str(checkpoint))
     return model.eval()
 
 
