@@ -9,6 +9,7 @@ from conftest import images, make_model
 
 import vitprune
 from vitprune.measure import macs
+from vitprune.methods.ppt import PAPER_PATCHES, PAPER_THRESHOLD
 
 
 @pytest.mark.parametrize("name,gmacs", [("deit_small_patch16_224", 2.94), ("deit_tiny_patch16_224", 0.80)])
@@ -117,3 +118,22 @@ def test_bf16_mixed_batch_runs():
 def test_invalid_settings(config, match):
     with pytest.raises(ValueError, match=match):
         vitprune.apply(make_model("vit", depth=12), "ppt", **config)
+
+
+@pytest.mark.parametrize("img_size,patches", [(224, 196), (128, 64)])
+def test_default_threshold_is_the_papers_carried_to_the_patch_count(img_size, patches):
+    model = vitprune.apply(make_model("vit", depth=12, img_size=img_size), "ppt", r=8)
+    threshold = model.vitprune.method.threshold
+    assert threshold == pytest.approx(7e-5 * (196 / patches) ** 2)
+    assert (threshold == 7e-5) == (patches == 196)
+
+
+def test_default_threshold_judges_the_same_relative_spread_alike():
+    """Scores tiled over 4x the patches (each a quarter) have 1/16 the variance: same decision."""
+    s = torch.rand(2, 49).pow(3)
+    s = s / s.sum(1, keepdim=True)
+    tiled = s.repeat_interleave(4, dim=1) / 4
+    ratio = (s.var(1) / (PAPER_THRESHOLD * (PAPER_PATCHES / 49) ** 2)) / (
+        tiled.var(1) / (PAPER_THRESHOLD * (PAPER_PATCHES / 196) ** 2)
+    )
+    assert torch.allclose(ratio, torch.ones(2), rtol=0.05)

@@ -8,11 +8,17 @@ exactly ``r`` patch tokens (capped at half), choosing its own way per block:
   size-weighted merging; otherwise it **prunes**: keeps the top patches by s, discarding the rest.
 Both branches remove the same count, so a batch stays rectangular whichever branch each image
 takes. Proportional attention is on (sizes exist after pooling). Threshold 0 always prunes; a huge
-threshold always pools. The paper's 7e-5 (6e-5 for fine-tuning) is tied to 197 tokens; ``macs=``
-solves ``r`` for any model and input size instead, spreading the removals over the PPT blocks as
+threshold always pools. The paper's 7e-5 (6e-5 for fine-tuning) is tied to 196 patches: scores that
+sum to 1 over N patches have mean 1/N, so the same relative spread has a variance that scales as
+1/N². The default threshold is therefore 7e-5 · (196 / N)² for a model with N patches at its input
+(exactly the paper's on DeiT at 224 px; ours, for other grids), i.e. pool when the squared
+coefficient of variation N²·var of the scores is below 7e-5 · 196² ≈ 2.69; it is fixed per model,
+as the paper's is, while later blocks see fewer patches. An explicit ``threshold=`` is used as given.
+``macs=`` solves ``r`` for any model and input size instead, spreading the removals over the PPT blocks as
 ToMe spreads its merges (earlier blocks take the odd ones), so with ``layers=range(depth)`` a
 threshold that pools every image is exactly ToMe at the same MACs. On a model with few patches
-(Fashion-MNIST's 7×7 grid) the scores' variances run 1e-3…4e-1, every image prunes at 7e-5, and
+(Fashion-MNIST's 7×7 grid) the scores' variances run 1e-3…4e-1, nearly every image prunes at the
+default (1.12e-3 there), and
 removing r at three blocks costs far more than spreading it over every block; there a threshold
 near 1.5e-2 pools most images and lets the few with peaked late-block scores prune, matching ToMe
 at the same MACs (``benchmarks/results/ppt_fmnist.json``).
@@ -48,7 +54,14 @@ from vitprune.tokens.state import TokenState
 from vitprune.vit import VitSpec
 
 DEFAULT_R = 50
-DEFAULT_THRESHOLD = 7e-5
+PAPER_THRESHOLD = 7e-5  # off the shelf, DeiT at 224 px
+PAPER_PATCHES = 196
+
+
+def default_threshold(spec: VitSpec) -> float:
+    """The paper's threshold carried to ``spec``'s patch count: ``7e-5 · (196 / N)²``."""
+    return PAPER_THRESHOLD * (PAPER_PATCHES / spec.num_patches) ** 2
+
 
 
 def importance(attn, num_prefix: int) -> torch.Tensor:
@@ -137,7 +150,8 @@ def build(spec: VitSpec, **config) -> PPT:
     check_options("ppt", config, ("r", "layers", "threshold", "macs"), knob="r")
     require_class_token("ppt", spec)
     layers = [check_layer(v, spec.depth) for v in config.get("layers", default_layers(spec.depth))]
-    threshold = config.get("threshold", DEFAULT_THRESHOLD)
+    threshold = config.get("threshold")
+    threshold = default_threshold(spec) if threshold is None else threshold
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold >= 0:  # NaN too
         raise ValueError(f"ppt: threshold={threshold!r} is invalid; allowed: a number >= 0")
     if config.get("macs") is not None:
