@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import fmnist_like
+from families import build
 
 import vitprune
 from vitprune.data.fashion_mnist import has_split, resolve_root
@@ -103,6 +104,19 @@ def test_ppt_rows_name_their_branch(tmp_path):
     path, maps = save_token_maps(model, inputs(4), tmp_path / "ppt.png")
     assert sorted(maps.branches) == [1, 2]
     assert row_label(maps, 3, "x") == "x\nb1:M b2:M"
+    assert path.stat().st_size > 0
+
+
+@pytest.mark.parametrize("family", ["hf-vit", "hf-dinov2-reg", "hf-clip", "timm-eva02", "timm-beit"])
+def test_token_maps_of_other_families(tmp_path, family):
+    """Blocks and patch grid come from the family adapter: 32×32 images in 8×8 patches, 4 blocks."""
+    model = vitprune.apply(build(family), "tome", r=2, trace_source=True)
+    path, maps = save_token_maps(model, torch.rand(2, 3, 32, 32), tmp_path / "maps.png")
+    assert maps.grid == (4, 4) and [m.layer for m in maps.layers] == [-1, 0, 1, 2, 3]
+    for layer in maps.layers:
+        assert (layer.groups != DROPPED).all()  # merging never drops a patch
+        assert all(g.unique().numel() == int(c) for g, c in zip(layer.groups, layer.counts, strict=True))
+    assert maps.layers[-1].counts.tolist() == [16 - 4 * 2] * 2
     assert path.stat().st_size > 0
 
 

@@ -1,7 +1,8 @@
 """Record the token state after every reducing block of one forward pass, as per-layer group maps.
 
-Forward hooks on ``model.blocks[i]`` read ``model.vitprune.state`` once the block has run (a reducing
-block replaces the state), so nothing inside the patched model changes.
+Forward hooks on the model's blocks (found by its family adapter: timm ViT, EVA, BEiT, Hugging Face
+ViT/DeiT/DINOv2/CLIP/SigLIP) read ``model.vitprune.state`` once the block has run (a reducing block
+replaces the state), so nothing inside the patched model changes.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def record_token_maps(model: nn.Module, images: Tensor) -> TokenMaps:
     if not token_patch.is_patched(model) or not model.vitprune.trace_source:
         raise ValueError("token maps need a model patched with vitprune.apply(..., trace_source=True)")
     ctx = model.vitprune
-    grid = tuple(model.patch_embed.grid_size)
+    stride = ctx.family.patch_embed(model).stride
+    grid = (images.shape[-2] // stride[0], images.shape[-1] // stride[1])
     maps = [_input_map(images.shape[0], grid[0] * grid[1])]
     adaptive = False
 
@@ -63,7 +65,7 @@ def record_token_maps(model: nn.Module, images: Tensor) -> TokenMaps:
         counts = state.counts() - state.num_prefix
         maps.append(LayerMap(block._vp_layer, groups, fused_patches(state, groups), counts))
 
-    active = [blk for i, blk in enumerate(model.blocks) if ctx.method.active(i)]
+    active = [blk for i, blk in enumerate(ctx.family.blocks(model)) if ctx.method.active(i)]
     handles = [blk.register_forward_hook(hook) for blk in active]
     try:
         model.eval()(images)
