@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+from families import main_output
 from fuzz_settings import NEEDS_CLASS_TOKEN, resolve
 from fuzz_spaces import Case
 from torch import Tensor
@@ -24,6 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import vitprune
 from vitprune.measure import macs
 from vitprune.measure.formula import schedule_macs
+from vitprune.tokens.families import family_of
+from vitprune.tokens.families.base import original_class
 from vitprune.tokens.patch import BlockCount
 from vitprune.tokens.state import TokenState
 from vitprune.vit import describe
@@ -42,7 +45,7 @@ def run_case(case: Case) -> str:
     options, match = resolve(case.setting, case.method, model)
     types = [type(m) for m in model.modules()]
     with torch.no_grad():
-        ref = model(x)
+        ref = main_output(model(x))
     refused = case.method in NEEDS_CLASS_TOKEN and case.vit.prefix == "none"
     try:
         vitprune.apply(model, case.method, trace_source=case.trace_source, **options)
@@ -88,11 +91,12 @@ class Trace:
 def traced_forward(model, x: Tensor) -> Trace:
     """Forward with per-block token counts, block inputs and token states recorded."""
     ctx, inputs, states = model.vitprune, [], []
-    handles = [b.register_forward_pre_hook(lambda m, args: inputs.append(args[0])) for b in model.blocks]
-    handles += [b.register_forward_hook(lambda m, args, out: states.append(ctx.state)) for b in model.blocks]
+    blocks = ctx.family.blocks(model)
+    handles = [b.register_forward_pre_hook(lambda m, args: inputs.append(args[0])) for b in blocks]
+    handles += [b.register_forward_hook(lambda m, args, out: states.append(ctx.state)) for b in blocks]
     try:
         with torch.no_grad(), ctx.recording() as counts:
-            out = model(x)
+            out = main_output(model(x))
     finally:
         for handle in handles:
             handle.remove()
@@ -106,19 +110,42 @@ def _sdpa_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
 
 
 FUSED_CPU = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
-COUNTED = re.compile(r"\.(patch_embed|blocks\.\d+\.(attn|mlp)|head|head_dist)$")
+COUNTED = re.compile(r"\.(patch_embed|blocks\.\d+\.(attn|mlp)|head|head_dist|attn_pool)$")
 
 
 def counted_forward(model, x: Tensor) -> tuple[Tensor, list[float]]:
     """Output and MACs per image by FlopCounterMode, over the modules the MAC formula counts (one image
-    at a time: a padded batch does work the formula rightly does not count)."""
+    at a time: a padded batch does work the formula rightly does not count). A Hugging Face model is
+    counted whole (its module names differ; everything it multiplies is in the formula)."""
     outs, counted = [], []
     for image in x.split(1):
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FUSED_CPU) as counter:
-            outs.append(model(image))
+        # Not under no_grad: FlopCounterMode's module tracker fails on SigLIP's attention pool there.
+        with FlopCounterMode(display=False, custom_mapping=FUSED_CPU) as counter:
+            outs.append(main_output(model(image)).detach())
         flops = counter.get_flop_counts()
-        counted.append(sum(sum(ops.values()) for name, ops in flops.items() if COUNTED.search(name)) / 2)
+        if original_class(model).__module__.startswith("transformers."):
+            counted.append((counter.get_total_flops() - method_flops(model, flops)) / 2)
+        else:
+            counted.append(sum(sum(ops.values()) for name, ops in flops.items() if COUNTED.search(name)) / 2)
     return torch.cat(outs), counted
+
+
+def _total(flops: dict, name: str) -> int:
+    """FLOPs of module ``name`` (its path in the model; FlopCounterMode prefixes the root's class)."""
+    return sum(sum(ops.values()) for key, ops in flops.items() if key.endswith("." + name))
+
+
+def method_flops(model, flops: dict) -> int:
+    """FLOPs a block spends itself, outside its modules: the token method's own work (ToMe's matching),
+    which the MAC formula leaves out as it counts the model's layers."""
+    names = {id(m): n for n, m in model.named_modules()}
+    own = 0
+    for block in family_of(model).blocks(model):
+        name = names[id(block)]
+        own += _total(flops, name) - sum(
+            _total(flops, f"{name}.{child}") for child, _ in block.named_children()
+        )
+    return own
 
 
 def per_image_counts(method) -> bool:
@@ -259,4 +286,4 @@ def check_restored(model, types: list[type], x: Tensor, ref: Tensor) -> None:
     assert not hasattr(model, "vitprune") and not hasattr(model, "sait")
     assert not any(hasattr(m, "_vp_capture") for m in model.modules())
     with torch.no_grad():
-        assert torch.equal(model(x), ref), "remove() did not restore the model bit for bit"
+        assert torch.equal(main_output(model(x)), ref), "remove() did not restore the model bit for bit"

@@ -67,3 +67,42 @@ def test_evit_dense_macs_target_changes_nothing():
     with torch.no_grad():
         dense = model(x)
         assert torch.equal(vitprune.apply(model, "evit", macs=1.0)(x), dense)
+
+
+def test_attention_pool_macs_leave_out_the_prefix_tokens_it_skips():
+    """SigLIP's attention pool with a class token and registers: timm pools the patches only."""
+    from families import CPU_SDPA
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vitprune.measure import macs
+
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "vit_tiny_patch16_224",
+        img_size=32,
+        patch_size=8,
+        depth=2,
+        embed_dim=32,
+        num_heads=2,
+        global_pool="map",
+        reg_tokens=4,
+        num_classes=10,
+    ).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
+        model(x)
+    assert macs(model, x).mean == counter.get_total_flops() / 2
+
+
+def test_sait_value_mode_at_tau_zero_is_the_unpatched_model():
+    """Every patch is kept, so the blocks run unchanged (not re-sorted by score): bit for bit."""
+    model = make_model("vit")
+    x = images(3)
+    with torch.no_grad():
+        ref = model(x)
+        assert torch.equal(vitprune.apply(model, "sait", tau=0.0, layers=[1, 2])(x), ref)
+
+
+def test_ppt_macs_target_without_layers_removes_nothing():
+    model = vitprune.apply(make_model("vit"), "ppt", layers=[], macs=1.0)
+    assert model.vitprune.method.rs == {}

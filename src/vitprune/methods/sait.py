@@ -67,7 +67,10 @@ class SaiT(TokenMethod):
         return self.mode in ("value", "mass")
 
     def active(self, layer: int) -> bool:
-        return self.mode != "dense" and layer in self.layers
+        # Value mode at tau 0 keeps every patch (a score is never below 0): known before the forward,
+        # so the block runs unchanged instead of re-sorting all its tokens by score.
+        keeps_all = self.mode == "value" and self.tau <= 0
+        return self.mode != "dense" and layer in self.layers and not keeps_all
 
     def reduce(self, layer, x, state, attn):
         p = state.num_prefix

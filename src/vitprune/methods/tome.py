@@ -48,6 +48,8 @@ def _ramp(base: int, inflect: float, depth: int) -> list[int]:
 def spread(total: int, depth: int) -> list[int]:
     """``total`` merges over ``depth`` blocks as evenly as possible, earlier blocks taking the extra
     ones: a constant r when ``total`` divides evenly, and a MACs target finer than one r step."""
+    if depth == 0:  # no block to spread over (PPT with layers=[]): nothing is removed
+        return []
     base, extra = divmod(total, depth)
     return [base + 1] * extra + [base] * (depth - extra)
 

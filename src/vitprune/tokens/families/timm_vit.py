@@ -110,4 +110,9 @@ class TimmVit(TimmFamily):
     def head_macs(self, model):
         pool = getattr(model, "attn_pool", None)
         pooled = [] if pool is None else [m for m in pool.modules() if m is not pool.kv]
-        return linear_macs([model.head, getattr(model, "head_dist", None), *pooled])
+        head = linear_macs([model.head, getattr(model, "head_dist", None), *pooled])
+        if pool is not None and not getattr(model, "pool_include_prefix", False):
+            # The pool's per-token cost was charged to every token leaving the last block; timm's
+            # pool skips the prefix tokens (class, registers), so their share is taken back here.
+            head -= model.num_prefix_tokens * self.pool_macs_per_token(model)
+        return head
