@@ -32,12 +32,15 @@ from fuzz_spaces import SPACES, cases  # noqa: E402
 
 OUTCOMES = ("valid", "zero", "invalid", "refused")
 ABOUT = """\
-Each case draws a random tiny timm ViT (2-12 blocks, width 24-64, 1-4 heads, patch 4/8/16, 1-8 by
-1-8 patches; a class token, DeiT's distillation token, 0-4 registers or class_token=False;
-LayerScale, qk_norm, token/avg/max pooling; three in seven are EVA-02, RoPE ViT or BEiT models
-instead, whose adaptive-rule check is skipped as it re-derives timm ViT attention), one setting of
-the method (valid, zero-reduction or invalid, `macs=` targets included), a batch of 1-8 images in
-fp32 or bf16, and checks every property in `tests/fuzz_checks.py`: valid settings give finite
+Each case draws a random tiny ViT (2-12 blocks, width 24-64, 1-4 heads, patch 4/8/16, 1-8 by 1-8
+patches). One in three is timm's VisionTransformer (a class token, DeiT's distillation token, 0-4
+registers or class_token=False; LayerScale, qk_norm, token/avg/max pooling or SigLIP's attention-pool
+head); one in four is timm's EVA-02, RoPE ViT or BEiT; five in twelve are Hugging Face transformers
+models built from a config (ViT, DeiT with its distillation token, DINOv2 with 0-4 registers and
+LayerScale, CLIP, SigLIP without a class token and with its attention pool; square images). Only on
+timm's ViT is the adaptive-rule check run (it re-derives timm ViT attention). Each case has one
+setting of the method (valid, zero-reduction or invalid, `macs=` targets included), a batch of 1-8
+images in fp32 or bf16, and checks every property in `tests/fuzz_checks.py`: valid settings give finite
 outputs of the right shape; invalid ones raise ValueError naming the bad value; token counts follow
 the method's rule; the MACs counter agrees with torch's FlopCounterMode (fused attention counted)
 within 2%; an image's output does not depend on its batch companions (1e-5, fp32); zero reduction
