@@ -46,6 +46,11 @@ def test_bench_reports_dense_and_method(capsys):
     assert all(r["images_per_s"] > 0 for r in rows)
 
 
+def test_bench_cpp_wrapper_needs_compile(capsys):
+    code, _, err = run(capsys, "bench", *TINY, "--method", "tome", "-p", "r=2", "--cpp-wrapper")
+    assert code != 0 and "--cpp-wrapper" in err and "--compile" in err
+
+
 def test_eval_on_fashion_mnist_subset(capsys):
     pytest.importorskip("vitprune.data")
     from vitprune.data.fashion_mnist import resolve_root

@@ -64,6 +64,15 @@ def test_fixed_schedules_compile_whole_and_once(method):
         assert pooled.any() and not pooled.all(), "the batch must mix pooling and pruning"
 
 
+def test_cpp_wrapper_compiles_the_same_outputs():
+    """Inductor's C++ wrapper (``bench --compile --cpp-wrapper``, deploy.py's compiled-cpp mode)."""
+    model = _model("tome")
+    compiled = torch.compile(model, fullgraph=True, options={"cpp_wrapper": True})
+    x = _images(0)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
 @pytest.mark.parametrize("method", sorted(FIXED))
 def test_exported_files_agree_with_the_model(method, fmt, tmp_path):

@@ -93,7 +93,12 @@ def cmd_bench(args) -> dict:
         models[args.method] = model
     torch.set_num_threads(args.threads or torch.get_num_threads())
     batches = [(b, args.runs) for b in args.batch_sizes]
-    timed = {name: torch.compile(m) for name, m in models.items()} if args.compile else models
+    if args.cpp_wrapper and not args.compile:
+        raise ValueError("--cpp-wrapper is a torch.compile option: add --compile")
+    options = {"cpp_wrapper": True} if args.cpp_wrapper else None
+    timed = models
+    if args.compile:
+        timed = {name: torch.compile(m, options=options) for name, m in models.items()}
     rows = speed_table(timed, batches, args.precisions, args.rounds)
     reports = {}
     for row in rows:
@@ -101,7 +106,8 @@ def cmd_bench(args) -> dict:
         if key not in reports:
             reports[key] = _macs(models[row["model"]], args, row["batch_size"])
         row["gmacs"], row["executed_gmacs"] = reports[key].mean / 1e9, reports[key].executed_mean / 1e9
-    result = {"threads": torch.get_num_threads(), "device": "cpu", "compiled": args.compile, "rows": rows}
+    compiled = ("cpp-wrapper" if args.cpp_wrapper else True) if args.compile else False
+    result = {"threads": torch.get_num_threads(), "device": "cpu", "compiled": compiled, "rows": rows}
     if args.method:  # plain words where the method loses to dense, with the measured break-even batch
         result["break_even"] = break_even(rows, args.method)
         result["verdict"] = {precision: v["says"] for precision, v in result["break_even"].items()}
@@ -183,6 +189,13 @@ def parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         help="time torch.compile'd dense and method models (compiled against compiled, same run)",
+    )
+    p.add_argument(
+        "--cpp-wrapper",
+        action="store_true",
+        help="with --compile: Inductor's C++ wrapper (options={'cpp_wrapper': True}) calls the kernels "
+        "from C++ instead of Python; at batch 1 on the CPU that is most of a small model's overhead "
+        "(longer compile)",
     )
     p.set_defaults(run=cmd_bench)
 
