@@ -8,17 +8,18 @@
 Every method sits at its -37...41% MACs setting (ToMe and EViT at 0.6x, PPT at 0.63x, STAR at 0.6x:
 alpha 1 with one keep rate solved for the target, since a random-weight model has no calibration),
 and ToMe at r=0 shows what the patching alone costs. For each (batch size, mode) all models are
-timed interleaved (median of rounds); compiled models use ``torch.compile(fullgraph=True)``, one
-compile per model and batch size; mode ``compiled-cpp`` adds Inductor's C++ wrapper
-(``options={"cpp_wrapper": True}``), which calls the kernels from C++ rather than Python. Rows
-give ms per batch, images/s, the speedup against dense in the same mode, and efficiency = speedup /
-MACs ratio (1.0: every MAC saved turned into speed).
+timed interleaved (median of 9 rounds, each sample at least 0.25 s of batches); compiled models use
+``torch.compile(fullgraph=True)``, one compile per model and batch size; mode ``compiled-cpp`` adds
+Inductor's C++ wrapper (``options={"cpp_wrapper": True}``), which calls the kernels from C++ rather
+than Python. Rows give ms per batch, images/s, the speedup against dense in the same mode, and
+efficiency = speedup / MACs ratio (1.0: every MAC saved turned into speed).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import time
 
 import torch
@@ -34,6 +35,7 @@ from vitprune.models.load import load_model
 from vitprune.vit import describe
 
 TARGET = 0.6
+SAMPLE_S = 0.25  # a timing sample lasts at least this long: tens of batch-1 forwards on a small model
 # compiled: Inductor's default Python wrapper; compiled-cpp: its C++ wrapper (kernels called from C++).
 COMPILE_OPTIONS = {"compiled": None, "compiled-cpp": {"cpp_wrapper": True}}
 
@@ -58,13 +60,24 @@ def configs(model, name: str) -> dict[str, tuple[str, dict]]:
     }
 
 
+def runs_for(dense, batch: int, x: torch.Tensor, sample_s: float = SAMPLE_S) -> int:
+    """Batches per timing sample: enough that one sample of the dense model lasts ``sample_s``."""
+    images = torch.rand(batch, *x.shape[1:])
+    with torch.inference_mode():
+        dense(images)
+        start = time.perf_counter()
+        for _ in range(3):
+            dense(images)
+    return min(200, max(2, math.ceil(sample_s * 3 / (time.perf_counter() - start))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True, help="results/<name>.json")
     ap.add_argument("--model", default="fmnist-vit", help="zoo or timm name (timm: random weights)")
     ap.add_argument("--batch-sizes", default="1,8,64")
     ap.add_argument("--modes", default="eager,compiled,compiled-cpp")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
     args = ap.parse_args()
@@ -94,7 +107,7 @@ def main() -> None:
                     with torch.inference_mode():
                         m(torch.rand(batch, *x.shape[1:]))
                     compile_s[label] = time.perf_counter() - start
-            ips = compare(timed, batch, rounds=args.rounds, runs=5 if batch == 1 else 2)
+            ips = compare(timed, batch, rounds=args.rounds, runs=runs_for(timed["dense"], batch, x))
             for label, value in ips.items():
                 ratio = gmacs["dense"] / gmacs[label]
                 row = {
