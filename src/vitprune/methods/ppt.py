@@ -17,9 +17,10 @@ as the paper's is, while later blocks see fewer patches. An explicit ``threshold
 ``macs=`` solves ``r`` for any model and input size instead, spreading the removals over the PPT blocks as
 ToMe spreads its merges (earlier blocks take the odd ones), so with ``layers=range(depth)`` a
 threshold that pools every image is exactly ToMe at the same MACs. On a model with few patches
-(Fashion-MNIST's 7×7 grid) the scores' variances run 1e-3…4e-1, nearly every image prunes at the
-default (1.12e-3 there), and
-removing r at three blocks costs far more than spreading it over every block; there a threshold
+(Fashion-MNIST's 7×7 grid) the scores' variances run 1e-3…4e-1: at 7e-5 every image prunes; at the
+default (1.12e-3 there) 28%, 32% and 12% of the test images pool at blocks 3, 6, 9 (2,000 images,
+``macs=0.63``: top-1 77.8 against 76.6 at 7e-5). Removing r at three blocks still costs far more
+than spreading it over every block; there a threshold
 near 1.5e-2 pools most images and lets the few with peaked late-block scores prune, matching ToMe
 at the same MACs (``benchmarks/results/ppt_fmnist.json``).
 
