@@ -97,14 +97,22 @@ def mass_counts(scores: Tensor, mass: float, valid: Tensor | None = None) -> Ten
     return torch.minimum(k, torch.as_tensor(limit, device=k.device))
 
 
-def _unchosen_in_order(chosen: Tensor, n: int) -> Tensor:
-    """Indices ``0..n-1`` not in ``chosen`` ([B, r]), ascending, ``[B, n - r]``, without a sort: each
-    unchosen index goes to the slot counting the unchosen before it, chosen ones to a spare slot."""
-    b, kept = chosen.shape[0], n - chosen.shape[1]
-    taken = chosen.new_zeros(b, n).scatter_(1, chosen, torch.ones_like(chosen)).bool()
-    slot = torch.where(taken, kept, (~taken).cumsum(1) - 1)
-    index = torch.arange(n, device=chosen.device).expand(b, n)
-    return chosen.new_zeros(b, kept + 1).scatter_(1, slot, index)[:, :kept]
+def _split_by_rank(score: Tensor, r: int) -> tuple[Tensor, Tensor]:
+    """The ``r`` indices of highest ``score`` ([B, n]) in descending order, and the others ascending,
+    without a sort or top-k (Inductor fuses comparisons, cumsum and scatters; ATen's sorts it cannot):
+    an index's rank counts the scores above it (ties: lower index first), it goes to slot ``rank``;
+    an unchosen index goes to the slot counting the unchosen before it, chosen ones to a spare slot."""
+    b, n = score.shape
+    index = torch.arange(n, device=score.device)
+    above = (score[:, None, :] > score[:, :, None]) | (
+        (score[:, None, :] == score[:, :, None]) & (index[None, :] < index[:, None])
+    )
+    rank = above.sum(-1)
+    order = torch.empty_like(rank).scatter_(1, rank, index.expand(b, n))
+    chosen = rank < r
+    slot = torch.where(chosen, n - r, (~chosen).cumsum(1) - 1)
+    rest = rank.new_zeros(b, n - r + 1).scatter_(1, slot, index.expand(b, n))[:, : n - r]
+    return order[:, :r], rest
 
 
 def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
@@ -133,9 +141,10 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         similarity[:, :prefix_a] = float("-inf")
         similarity[:, :, :prefix_b] = float("-inf")
         best, partner = similarity.max(dim=-1)
-        if p and torch.compiler.is_compiling():  # Inductor fuses this route; ATen's sorts it cannot
-            src = best.topk(r, dim=-1).indices
-            unmerged = _unchosen_in_order(src, best.shape[1])[:, prefix_a:]
+        compiling = torch.compiler.is_compiling()
+        if p and compiling:
+            src, unmerged = _split_by_rank(best, r)
+            unmerged = unmerged[:, prefix_a:]
         else:  # eager: an argsort and a sort are fewer kernels (the same tokens, tested)
             src, unmerged = best.argsort(dim=-1, descending=True).split([r, best.shape[1] - r], dim=1)
             if p:
@@ -148,8 +157,13 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     c = x.shape[-1]
     sizes = state.sizes(x)
     (x_pre, xa, xb), (s_pre, sa, sb) = split(x), split(sizes)
-    b_sum = (xb * sb).scatter_add(1, dst[..., None].expand(-1, -1, c), gather_tokens(xa * sa, src))
-    b_size = sb.scatter_add(1, dst[..., None], gather_tokens(sa, src))
+    if compiling:  # one small matmul adds the sources into their destinations: Inductor has no scatter-add
+        onehot = dst[:, None, :] == torch.arange(xb.shape[1], device=x.device)[:, None]  # [B, N_b, r]
+        added = onehot.to(x.dtype) @ gather_tokens(torch.cat([xa * sa, sa], -1), src)
+        b_sum, b_size = xb * sb + added[..., :c], sb + added[..., c:]
+    else:
+        b_sum = (xb * sb).scatter_add(1, dst[..., None].expand(-1, -1, c), gather_tokens(xa * sa, src))
+        b_size = sb.scatter_add(1, dst[..., None], gather_tokens(sa, src))
     x_out = torch.cat([x_pre, gather_tokens(xa, unmerged), (b_sum / b_size)[:, prefix_b:]], 1)
 
     pos_pre, pos_a, pos_b = split(state.pos)
