@@ -60,6 +60,16 @@ def configs(model, name: str) -> dict[str, tuple[str, dict]]:
     }
 
 
+def build_nets(name: str) -> dict[str, torch.nn.Module]:
+    """The dense model ``name`` and each configuration of :func:`configs`, every one a deep copy (the
+    same memory layout for all)."""
+    dense = copy.deepcopy(vitprune.remove(load_model(name)))
+    nets = {"dense": dense}
+    for label, (method, config) in configs(dense, name).items():
+        nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
+    return nets
+
+
 def runs_for(dense, batch: int, x: torch.Tensor, sample_s: float = SAMPLE_S) -> int:
     """Batches per timing sample: enough that one sample of the dense model lasts ``sample_s``."""
     images = torch.rand(batch, *x.shape[1:])
@@ -84,12 +94,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    loaded = vitprune.remove(load_model(args.model))
-    dense = copy.deepcopy(loaded)  # every model a copy: the same memory layout for all
-    nets = {"dense": dense}
-    for label, (method, config) in configs(dense, args.model).items():
-        nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
-    x = torch.rand(8, *resolve_input_size(dense))
+    nets = build_nets(args.model)
+    x = torch.rand(8, *resolve_input_size(nets["dense"]))
     gmacs = {label: macs(m, x).mean / 1e9 for label, m in nets.items()}
     rows = []
     for batch in map(int, args.batch_sizes.split(",")):

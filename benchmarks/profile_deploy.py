@@ -15,19 +15,16 @@ this script says why it takes that long.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from collections import defaultdict
 
 import torch
 import torch._inductor.config as inductor_config
 from common import notes, save_results
-from deploy import configs
+from deploy import build_nets
 from torch.profiler import ProfilerActivity, profile
 
-import vitprune
 from vitprune.data.transforms import resolve_input_size
-from vitprune.models.load import load_model
 
 WRAPPERS = ("Torch-Compiled Region", "CompiledFunction", "## ", "Call CompiledFxGraph", "TorchDynamo")
 TOP = 8
@@ -92,11 +89,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     inductor_config.cpp.enable_kernel_profile = True
     torch.manual_seed(0)
-    dense = vitprune.remove(load_model(args.model))
-    nets = {"dense": dense}
-    for label, (method, config) in configs(dense, args.model).items():
-        nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
-    x = torch.rand(args.batch, *resolve_input_size(dense))
+    nets = build_nets(args.model)
+    x = torch.rand(args.batch, *resolve_input_size(nets["dense"]))
     rows, tops = [], {}
     for label, net in nets.items():
         torch._dynamo.reset()

@@ -7,8 +7,10 @@ import pytest
 import timm
 import torch
 from conftest import images, make_model
+from families import flop_macs
 
 import vitprune
+from vitprune.measure import macs
 from vitprune.methods.evit import default_layers
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -28,19 +30,15 @@ def test_nan_is_not_a_valid_number(method, option):
         vitprune.apply(make_model("vit"), method, **{option: math.nan})
 
 
-def test_max_pooling_ignores_the_padding_of_per_image_counts():
+def _small_vit(**kwargs) -> torch.nn.Module:
+    """A timm ViT of width 32, two heads, 8-pixel patches, 10 classes; seed 0."""
     torch.manual_seed(0)
-    model = timm.create_model(
-        "vit_tiny_patch16_224",
-        img_size=64,
-        patch_size=8,
-        depth=4,
-        embed_dim=32,
-        num_heads=2,
-        num_classes=10,
-        global_pool="max",
-        reg_tokens=1,
-    ).eval()
+    arch = dict(patch_size=8, embed_dim=32, num_heads=2, num_classes=10)
+    return timm.create_model("vit_tiny_patch16_224", **arch, **kwargs).eval()
+
+
+def test_max_pooling_ignores_the_padding_of_per_image_counts():
+    model = _small_vit(img_size=64, depth=4, global_pool="max", reg_tokens=1)
     with torch.no_grad():
         for block in model.blocks:
             block.attn.qkv.weight.mul_(4)
@@ -71,27 +69,9 @@ def test_evit_dense_macs_target_changes_nothing():
 
 def test_attention_pool_macs_leave_out_the_prefix_tokens_it_skips():
     """SigLIP's attention pool with a class token and registers: timm pools the patches only."""
-    from families import CPU_SDPA
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vitprune.measure import macs
-
-    torch.manual_seed(0)
-    model = timm.create_model(
-        "vit_tiny_patch16_224",
-        img_size=32,
-        patch_size=8,
-        depth=2,
-        embed_dim=32,
-        num_heads=2,
-        global_pool="map",
-        reg_tokens=4,
-        num_classes=10,
-    ).eval()
+    model = _small_vit(img_size=32, depth=2, global_pool="map", reg_tokens=4)
     x = torch.rand(1, 3, 32, 32)
-    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
-        model(x)
-    assert macs(model, x).mean == counter.get_total_flops() / 2
+    assert macs(model, x).mean == flop_macs(model, x)
 
 
 def test_sait_value_mode_at_tau_zero_is_the_unpatched_model():
