@@ -85,7 +85,7 @@ def main() -> None:
     args = ap.parse_args()
 
     dense = load_model(args.model)
-    test, loader = test_split(dense, args.data, args.limit)
+    test, loader = test_split(dense, args.data, args.limit, args.split)
     images = torch.stack([test[i][0] for i in range(min(len(test), 500))])
     dense_gmacs = macs(dense, images).mean / 1e9
     rows = [measure("dense", dense, loader, dense_gmacs, images)]
@@ -103,7 +103,11 @@ def main() -> None:
         rows.append(measure(label, model, loader, dense_gmacs, images))
     for row in rows:
         row["top1_drop"] = rows[0]["top1"] - row["top1"]
-    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
+    print(
+        save_results(
+            args.name, args.model, rows, test_images=len(test), split=args.split, **notes(args.notes)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,10 @@ def write_json(name: str, payload: dict) -> Path:
     return path
 
 
-def test_split(model, data: str, limit: int | None) -> tuple[Dataset, DataLoader]:
-    """The test split of ``data`` prepared for ``model`` (first ``limit`` images when given), and a loader."""
-    test = build_dataset(data, "test", model)
+def test_split(model, data: str, limit: int | None, split: str = "test") -> tuple[Dataset, DataLoader]:
+    """The test split of ``data`` (or ``split``) prepared for ``model`` (first ``limit`` images when given),
+    and a loader."""
+    test = build_dataset(data, split, model)
     if limit:
         test = Subset(test, range(limit))
     return test, build_loader(test, 250)
@@ -86,11 +87,16 @@ def save_results(name: str, model: str, rows: list[dict], **extra) -> Path:
 
 
 def accuracy_arguments(ap: argparse.ArgumentParser, model: str, model_help: str | None = None) -> None:
-    """The options every accuracy table takes: --name, --model, --data, --limit, --notes."""
+    """The options every accuracy table takes: --name, --model, --data, --split, --limit, --notes."""
     ap.add_argument("--name", required=True, help="results/<name>.json")
     ap.add_argument("--model", default=model, help=model_help)
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--limit", type=int, help="first N test images only (for a quick check)")
+    ap.add_argument(
+        "--split",
+        default="test",
+        help="split to evaluate ('train' to choose a setting without the test images)",
+    )
+    ap.add_argument("--limit", type=int, help="first N images only (for a quick check)")
     ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
 
 

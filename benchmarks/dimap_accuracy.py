@@ -57,7 +57,7 @@ def main() -> None:
     structured = [float(v) for v in filter(None, args.structured.split(","))]
 
     dense_model = load_model(args.model)
-    test, loader = test_split(dense_model, args.data, args.limit)
+    test, loader = test_split(dense_model, args.data, args.limit, args.split)
     image = test[0][0][None]
     dense = measure("dense", dense_model, loader, {}, image)
     rows = [dense]
@@ -75,7 +75,11 @@ def main() -> None:
             rows.append(measure(label, model, loader, dense, image, scope=kind, params=fraction))
     for label, model in trained_runs(args.runs).items():
         rows.append(measure(label, model, loader, dense, image, scope="fine-tuned"))
-    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
+    print(
+        save_results(
+            args.name, args.model, rows, test_images=len(test), split=args.split, **notes(args.notes)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
 
     base = load_model(args.model)
-    test, loader = test_split(base, args.data, args.limit)
+    test, loader = test_split(base, args.data, args.limit, args.split)
     images = torch.stack([test[i][0] for i in range(min(len(test), 1000))])
     dense_macs = macs(base, images).mean
     models = {
@@ -92,7 +92,13 @@ def main() -> None:
     rows = wide(measurements)
     print(
         save_results(
-            args.name, args.model, rows, measurements=measurements, test_images=len(test), **notes(args.notes)
+            args.name,
+            args.model,
+            rows,
+            measurements=measurements,
+            test_images=len(test),
+            split=args.split,
+            **notes(args.notes),
         )
     )
 

@@ -22,7 +22,7 @@ needs_fmnist = pytest.mark.skipif(
 def _train_and_publish(model, spec: dict, run, name: str, lr: float) -> None:
     """One epoch of ``vitprune.train.fit`` into ``run``, then ``publish`` it as zoo model ``name``."""
     fit(model, train_loader(model), epochs=1, lr=lr, out_dir=run, model_spec=spec, progress=False)
-    publish.main([str(run), name, "--command", "vitprune train ..."])
+    publish.main([str(run), name, "--command", "vitprune train ...", "--notes", "a test"])
 
 
 @needs_fmnist
@@ -36,6 +36,7 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     assert card["model"] == "vit_tiny_patch16_224" and card["epochs"] == 1 and card["test_images"] == 10_000
     assert card["params"] == sum(p.numel() for p in model.parameters()) and card["gmacs"] > 0
     assert card["executed_gmacs"] == card["gmacs"]  # counted on the 10,000 test images themselves
+    assert card["notes"] == "a test"
     loaded = vitprune.zoo.load("tiny-test")
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name

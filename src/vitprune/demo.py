@@ -1,6 +1,7 @@
-"""``make demo``: every landed token method on the shipped ``fmnist-vit``, side by side, then DIMAP
-weight pruning on the shipped ``fmnist-swin`` (skipped with a note while that model is not shipped).
-The shipped SaiT checkpoint ``fmnist-vit-sait`` is shown beside the sweep at the same MACs targets.
+"""``make demo``: every token method on the shipped ``fmnist-vit-196`` (14×14 = 196 patches, DeiT's
+token count, the regime the papers work in), side by side; the same on ``fmnist-vit`` (7×7 = 49
+patches) as a second, smaller table, with the shipped SaiT checkpoint ``fmnist-vit-sait`` beside it;
+then DIMAP weight pruning on the shipped ``fmnist-swin`` (skipped with a note while it is not shipped).
 
 A small sweep (each method solved for a few MACs targets, measured against the dense model: top-1/
 top-5, GMACs from the token counts really used, images/s and batch-1 latency interleaved with the
@@ -8,10 +9,12 @@ dense model), its table, Pareto plots, and token maps of 8 test images per metho
 offline prior shipped beside the model (or calibrates one on a few training images). DIMAP prunes
 ``fmnist-swin`` one-shot (module scope, no fine-tuning) at 30% and 50% of its prunable weights, next
 to uniform magnitude pruning at 50% (the paper's Table 3 baseline). Accuracy is measured on the
-first ``--limit`` (sweep) and ``--dimap-images`` (DIMAP) test images to stay within a few minutes on
-a 2-core CPU; the output says how many. Torch runs on one thread by default: the models are tiny,
+first ``--limit`` (main sweep), ``--small-limit`` (``fmnist-vit`` sweep and SaiT) and
+``--dimap-images`` (DIMAP) test images to stay within a few minutes on a 2-core CPU; the output says
+how many. Torch runs on one thread by default: the models are tiny,
 and one thread keeps the timing steady when anything else shares the machine. Outputs go to
-``demo_out/``; ``--limit 200 --dimap-images 200`` is a quick check of the whole path.
+``demo_out/`` (the ``fmnist-vit`` sweep in ``demo_out/fmnist-vit/``); ``--limit 200 --small-limit 200
+--dimap-images 200`` is a quick check of the whole path.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from vitprune.weights import apply_masks, dimap_masks
 from vitprune.weights.counting import example_images
 from vitprune.weights.report import THEORETICAL, totals
 
-MODEL = "fmnist-vit"
+MODEL = "fmnist-vit-196"  # the main table: 196 patches, as DeiT-S at 224
+SMALL = "fmnist-vit"  # the second table: 49 patches, where pruning one costs more
 SAIT = "fmnist-vit-sait"
 SWIN = "fmnist-swin"
 METHODS = ("tome", "evit", "ppt", "star", "sait")
@@ -199,21 +203,32 @@ def run_dimap(out: Path, images: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m vitprune.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="demo_out", help="output directory (default: %(default)s)")
-    ap.add_argument("--limit", type=int, default=5000, help="test images in the sweep (default: %(default)s)")
+    ap.add_argument(
+        "--limit", type=int, default=2000, help=f"test images in the {MODEL} sweep (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--small-limit",
+        type=int,
+        default=2000,
+        help=f"test images in the {SMALL} sweep and the SaiT table; 0 skips both (default: %(default)s)",
+    )
     ap.add_argument(
         "--dimap-images", type=int, default=2000, help="test images for DIMAP (default: %(default)s)"
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     args = ap.parse_args(argv)
-    if MODEL not in zoo.names():
-        raise SystemExit(
-            f"demo: the zoo model {MODEL!r} is not shipped in this checkout yet "
-            f"(shipped: {zoo.names() or 'none'}); it is added with `python -m vitprune.zoo.publish`."
-        )
+    for name in (MODEL, SMALL):
+        if name not in zoo.names():
+            raise SystemExit(
+                f"demo: the zoo model {name!r} is not shipped in this checkout yet "
+                f"(shipped: {zoo.names() or 'none'}); it is added with `python -m vitprune.zoo.publish`."
+            )
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     run_demo(zoo.load(MODEL), MODEL, Path(args.out), args.limit)
-    run_sait(Path(args.out), args.limit)
+    if args.small_limit > 0:
+        run_demo(zoo.load(SMALL), SMALL, Path(args.out) / SMALL, args.small_limit)
+        run_sait(Path(args.out), args.small_limit)
     run_dimap(Path(args.out), args.dimap_images)
     print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s")
 

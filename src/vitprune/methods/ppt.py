@@ -50,7 +50,7 @@ from vitprune.methods.base import (
 from vitprune.methods.evit import default_layers
 from vitprune.methods.target import closest, method_macs, parse_macs_target
 from vitprune.methods.tome import spread
-from vitprune.tokens.select import bipartite_merge, keep_topk
+from vitprune.tokens.select import bipartite_merge, keep_topk, prune_or_pool
 from vitprune.tokens.state import TokenState
 from vitprune.vit import VitSpec
 
@@ -133,7 +133,9 @@ class PPT(TokenMethod):
                 return prune()
             if pool.all():
                 return merge()
-        # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
+        # Both branches for every image, a per-image choice: no host sync, one graph under compile.
+        if state.source is None:  # one gather for both (tokens.select.prune_or_pool)
+            return prune_or_pool(x, sized, scores, attn.keys().mean(1), r, pool)
         (x_pool, s_pool), (x_prune, s_prune) = merge(), prune()
         return select_rows(pool, x_pool, x_prune), select_rows(pool, s_pool, s_prune)
 

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("name", help="zoo name, e.g. fmnist-vit")
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--notes", help="what the card needs said beside its figures")
     args = ap.parse_args(argv)
 
     run = load_run(args.run)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "history": [
             {"epoch": r["epoch"], "train_loss": r["train_loss"], **r.get("eval", {})} for r in run.history
         ],
+        **({"notes": args.notes} if args.notes else {}),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
     if hasattr(model, "sait"):  # runtime densities: say which one top1 is, and add dense mode
