@@ -60,13 +60,14 @@ def configs(model, name: str) -> dict[str, tuple[str, dict]]:
     }
 
 
-def build_nets(name: str) -> dict[str, torch.nn.Module]:
-    """The dense model ``name`` and each configuration of :func:`configs`, every one a deep copy (the
-    same memory layout for all)."""
+def build_nets(name: str, only: list[str] | None = None) -> dict[str, torch.nn.Module]:
+    """The dense model ``name`` and each configuration of :func:`configs` (those in ``only`` when given),
+    every one a deep copy (the same memory layout for all)."""
     dense = copy.deepcopy(vitprune.remove(load_model(name)))
     nets = {"dense": dense}
     for label, (method, config) in configs(dense, name).items():
-        nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
+        if only is None or label in only:
+            nets[label] = vitprune.apply(copy.deepcopy(dense), method, **config)
     return nets
 
 
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--model", default="fmnist-vit", help="zoo or timm name (timm: random weights)")
     ap.add_argument("--batch-sizes", default="1,8,64")
     ap.add_argument("--modes", default="eager,compiled,compiled-cpp")
+    ap.add_argument("--methods", help="rows timed beside dense, e.g. ppt,tome (default: all)")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--notes", help="what the table shows, printed above it in BENCHMARKS.md")
@@ -94,7 +96,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    nets = build_nets(args.model)
+    nets = build_nets(args.model, args.methods.split(",") if args.methods else None)
     x = torch.rand(8, *resolve_input_size(nets["dense"]))
     gmacs = {label: macs(m, x).mean / 1e9 for label, m in nets.items()}
     rows = []

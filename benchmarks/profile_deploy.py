@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="results/<name>.json")
     ap.add_argument("--model", default="fmnist-vit", help="zoo or timm name (timm: random weights)")
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--methods", help="rows profiled beside dense, e.g. ppt,tome (default: all)")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cpp-wrapper", action="store_true", help="compile with Inductor's C++ wrapper")
@@ -89,7 +90,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     inductor_config.cpp.enable_kernel_profile = True
     torch.manual_seed(0)
-    nets = build_nets(args.model)
+    nets = build_nets(args.model, args.methods.split(",") if args.methods else None)
     x = torch.rand(args.batch, *resolve_input_size(nets["dense"]))
     rows, tops = [], {}
     for label, net in nets.items():

@@ -1,10 +1,11 @@
 """The demo's DIMAP section: run on the shipped fmnist-swin when the zoo has it, a one-line note
 otherwise; the SaiT section on the shipped SaiT checkpoint; the STAR prior shipped beside a zoo
-model is used by name (a portable command)."""
+model is used by name (a portable command); the main table's model has DeiT's token count."""
 
 import json
 
 import pytest
+import timm
 import torch
 from test_dimap import tiny_swin
 from test_train import tiny_vit
@@ -12,9 +13,14 @@ from test_train import tiny_vit
 import vitprune
 from vitprune import demo, zoo
 from vitprune.data.fashion_mnist import has_split, resolve_root
+from vitprune.vit import describe
 from vitprune.weights.scores import one_thread
 
 needs_fmnist = pytest.mark.skipif(not has_split(resolve_root(), "test"), reason="Fashion-MNIST not installed")
+
+
+def timm_deit():
+    return timm.create_model("deit_small_patch16_224", depth=1)
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +58,16 @@ def test_dimap_section_on_the_zoo_swin(monkeypatch, tmp_path, capsys):
     assert all(0 <= row["top1"] <= 100 for row in rows.values())
 
 
-def test_star_prior_shipped_with_the_model_is_named(tmp_path):
-    assert (zoo.ZOO_DIR / "calibration" / "fmnist-vit-star.safetensors").exists()
-    assert demo.star_prior(torch.nn.Identity(), "fmnist-vit", tmp_path) == "fmnist-vit"
+@pytest.mark.parametrize("name", [demo.MODEL, demo.SMALL])
+def test_star_prior_shipped_with_the_model_is_named(name, tmp_path):
+    assert (zoo.ZOO_DIR / "calibration" / f"{name}-star.safetensors").exists()
+    assert demo.star_prior(torch.nn.Identity(), name, tmp_path) == name
+
+
+def test_main_table_is_at_deits_token_count():
+    """The demo's main model has DeiT-S's 196 patches and a class token; the second has 49."""
+    assert describe(zoo.load(demo.MODEL)).num_patches == 196 == describe(timm_deit()).num_patches
+    assert describe(zoo.load(demo.SMALL)).num_patches == 49
 
 
 @needs_fmnist

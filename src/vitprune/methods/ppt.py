@@ -64,7 +64,6 @@ def default_threshold(spec: VitSpec) -> float:
     return PAPER_THRESHOLD * (PAPER_PATCHES / spec.num_patches) ** 2
 
 
-
 def importance(attn, num_prefix: int) -> torch.Tensor:
     """ATS importance of the patches, ``[B, patches]``, summing to 1 per image."""
     s = (attn.cls_attention().sum(1) * attn.value_norms())[:, num_prefix:]
