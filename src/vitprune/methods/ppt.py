@@ -28,9 +28,10 @@ Token order follows the authors' code: pooling is ToMe's bipartite split over th
 (``tokens.select.bipartite_merge``), pruning keeps the survivors by descending score after the
 prefix, and both orders feed the next PPT block's split. Differences, deliberate: prefix tokens
 (distillation, registers) are protected, not only CLS; the CLS row is computed alone and attention
-stays fused; every image's two branches are computed and one is picked per image with
-``torch.where`` (no host sync; the authors split the batch with ``nonzero``), except eager on the
-CPU, where no device waits and a batch computes only the branches its images take.
+stays fused; a batch that mixes both branches computes both plans for every image and picks one per
+image with ``torch.where``, then gathers once (``tokens.select.prune_or_pool``; no host sync, the
+authors split the batch with ``nonzero``), except eager on the CPU, where no device waits and a
+batch whose images all take one branch computes only that one.
 After each forward, ``method.branches[layer]`` holds True for the images that pooled and
 ``method.variances[layer]`` the score variance each image was judged by (for choosing a threshold).
 """
