@@ -6,7 +6,7 @@ from conftest import images, make_model
 
 import vitprune
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.select import bipartite_merge, keep_topk, prune_or_pool
+from vitprune.tokens.select import bipartite_merge, keep_topk
 from vitprune.tokens.state import TokenState
 
 
@@ -36,28 +36,6 @@ def test_bipartite_merge_caps_at_half_the_patches():
     x, state = _tokens(n=12, prefix=1)  # 11 patches → at most 5 merges
     y, _ = bipartite_merge(x, state, x, r=50)
     assert y.shape[1] == 12 - 5
-
-
-@pytest.mark.parametrize("prefix,n", [(1, 13), (2, 14), (5, 20)])
-def test_prune_or_pool_is_each_branch_picked_per_image(prefix, n):
-    """PPT's one-gather path gives, per image, exactly the tokens, sizes and positions of the branch
-    it takes (a merge of earlier-merged tokens too: sizes above 1)."""
-    x, state = _tokens(b=6, n=n, prefix=prefix, seed=prefix)
-    state.source = None
-    state.size = torch.randint(1, 4, (6, n, 1)).float()
-    state.pos = torch.randperm(n).expand(6, n)
-    g = torch.Generator().manual_seed(1)
-    scores, metric = torch.rand(6, n - prefix, generator=g), torch.randn(6, n, 5, generator=g)
-    pool = torch.tensor([True, False, True, True, False, False])
-    y, out = prune_or_pool(x, state, scores, metric, 4, pool)
-    for i, pooled in enumerate(pool.tolist()):
-        one = TokenState(prefix, state.pos[i : i + 1], state.size[i : i + 1])
-        if pooled:
-            y_ref, ref = bipartite_merge(x[i : i + 1], one, metric[i : i + 1], 4)
-        else:
-            y_ref, ref = keep_topk(x[i : i + 1], one, scores[i : i + 1], n - prefix - 4)
-        torch.testing.assert_close(y[i : i + 1], y_ref, atol=1e-6, rtol=1e-6)
-        assert torch.equal(out.pos[i : i + 1], ref.pos) and torch.equal(out.size[i : i + 1], ref.size)
 
 
 def test_keep_topk_keeps_best_by_descending_score_and_marks_dropped():

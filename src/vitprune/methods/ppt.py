@@ -28,10 +28,9 @@ Token order follows the authors' code: pooling is ToMe's bipartite split over th
 (``tokens.select.bipartite_merge``), pruning keeps the survivors by descending score after the
 prefix, and both orders feed the next PPT block's split. Differences, deliberate: prefix tokens
 (distillation, registers) are protected, not only CLS; the CLS row is computed alone and attention
-stays fused; a batch that mixes both branches computes both plans for every image and picks one per
-image with ``torch.where``, then gathers once (``tokens.select.prune_or_pool``; no host sync, the
-authors split the batch with ``nonzero``), except eager on the CPU, where no device waits and a
-batch whose images all take one branch computes only that one.
+stays fused; every image's two branches are computed and one is picked per image with
+``torch.where`` (no host sync; the authors split the batch with ``nonzero``), except eager on the
+CPU, where no device waits and a batch computes only the branches its images take.
 After each forward, ``method.branches[layer]`` holds True for the images that pooled and
 ``method.variances[layer]`` the score variance each image was judged by (for choosing a threshold).
 """
@@ -51,7 +50,7 @@ from vitprune.methods.base import (
 from vitprune.methods.evit import default_layers
 from vitprune.methods.target import closest, method_macs, parse_macs_target
 from vitprune.methods.tome import spread
-from vitprune.tokens.select import bipartite_merge, keep_topk, prune_or_pool
+from vitprune.tokens.select import bipartite_merge, keep_topk
 from vitprune.tokens.state import TokenState
 from vitprune.vit import VitSpec
 
@@ -133,9 +132,7 @@ class PPT(TokenMethod):
                 return prune()
             if pool.all():
                 return merge()
-        # Both branches for every image, a per-image choice: no host sync, one graph under compile.
-        if state.source is None:  # one gather for both (tokens.select.prune_or_pool)
-            return prune_or_pool(x, sized, scores, attn.keys().mean(1), r, pool)
+        # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
         (x_pool, s_pool), (x_prune, s_prune) = merge(), prune()
         return select_rows(pool, x_pool, x_prune), select_rows(pool, s_pool, s_prune)
 

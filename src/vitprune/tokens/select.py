@@ -115,33 +115,6 @@ def _split_by_rank(score: Tensor, r: int) -> tuple[Tensor, Tensor]:
     return order[:, :r], rest
 
 
-@torch.no_grad()
-def _match(metric: Tensor, p: int, r: int) -> tuple[Tensor, Tensor, Tensor]:
-    """ToMe's matching of ``bipartite_merge``: the ``r`` merged A tokens (``src``, indices into A), the
-    B token each merges into (``dst``), and the unmerged A patches (indices into A, prefix left out)."""
-    prefix_a, prefix_b = (p + 1) // 2, p // 2  # prefix tokens at even / odd positions
-    m = metric / metric.norm(dim=-1, keepdim=True)
-    similarity = m[:, ::2] @ m[:, 1::2].transpose(1, 2)
-    similarity[:, :prefix_a] = float("-inf")
-    similarity[:, :, :prefix_b] = float("-inf")
-    best, partner = similarity.max(dim=-1)
-    if p and torch.compiler.is_compiling():
-        src, unmerged = _split_by_rank(best, r)
-        unmerged = unmerged[:, prefix_a:]
-    else:  # eager: an argsort and a sort are fewer kernels (the same tokens, tested)
-        src, unmerged = best.argsort(dim=-1, descending=True).split([r, best.shape[1] - r], dim=1)
-        if p:
-            unmerged = unmerged.sort(dim=1).values[:, prefix_a:]
-    return src, partner.gather(1, src), unmerged
-
-
-def _added_sources(xa: Tensor, sa: Tensor, src: Tensor, dst: Tensor, n_b: int) -> Tensor:
-    """Per B token, the size-weighted sum of the A tokens merged into it and their total size,
-    ``[B, N_b, C + 1]``, by one small matmul with a one-hot map (Inductor has no scatter-add)."""
-    onehot = dst[:, None, :] == torch.arange(n_b, device=xa.device)[:, None]  # [B, N_b, r]
-    return onehot.to(xa.dtype) @ gather_tokens(torch.cat([xa * sa, sa], -1), src)
-
-
 def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     """Merge ``r`` patch tokens away by bipartite soft matching (ToMe, Bolya et al. 2023, §3).
 
@@ -161,9 +134,22 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         return x, state
     if state.valid is not None:
         raise ValueError("bipartite merging needs one token count for the whole batch (no padding)")
-    prefix_b = p // 2
-    src, dst, unmerged = _match(metric, p, r)
-    compiling = torch.compiler.is_compiling()
+    prefix_a, prefix_b = (p + 1) // 2, p // 2  # prefix tokens at even / odd positions
+    with torch.no_grad():
+        m = metric / metric.norm(dim=-1, keepdim=True)
+        similarity = m[:, ::2] @ m[:, 1::2].transpose(1, 2)
+        similarity[:, :prefix_a] = float("-inf")
+        similarity[:, :, :prefix_b] = float("-inf")
+        best, partner = similarity.max(dim=-1)
+        compiling = torch.compiler.is_compiling()
+        if p and compiling:
+            src, unmerged = _split_by_rank(best, r)
+            unmerged = unmerged[:, prefix_a:]
+        else:  # eager: an argsort and a sort are fewer kernels (the same tokens, tested)
+            src, unmerged = best.argsort(dim=-1, descending=True).split([r, best.shape[1] - r], dim=1)
+            if p:
+                unmerged = unmerged.sort(dim=1).values[:, prefix_a:]
+        dst = partner.gather(1, src)
 
     def split(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return t[:, :p], t[:, ::2], t[:, 1::2]
@@ -171,8 +157,9 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     c = x.shape[-1]
     sizes = state.sizes(x)
     (x_pre, xa, xb), (s_pre, sa, sb) = split(x), split(sizes)
-    if compiling:
-        added = _added_sources(xa, sa, src, dst, xb.shape[1])
+    if compiling:  # one small matmul adds the sources into their destinations: Inductor has no scatter-add
+        onehot = dst[:, None, :] == torch.arange(xb.shape[1], device=x.device)[:, None]  # [B, N_b, r]
+        added = onehot.to(x.dtype) @ gather_tokens(torch.cat([xa * sa, sa], -1), src)
         b_sum, b_size = xb * sb + added[..., :c], sb + added[..., c:]
     else:
         b_sum = (xb * sb).scatter_add(1, dst[..., None].expand(-1, -1, c), gather_tokens(xa * sa, src))
@@ -193,32 +180,3 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         source=source,
     )
     return x_out, out
-
-
-def prune_or_pool(x: Tensor, state: TokenState, scores: Tensor, metric: Tensor, r: int, pool: Tensor):
-    """PPT's two branches in one pass: per image, ``bipartite_merge`` on ``metric`` where ``pool`` ([B]
-    bool) is set, else ``keep_topk`` of the ``N - r`` patches with the highest ``scores``; the same
-    tokens as running both and picking per image (``state.source`` must be None). Both results are a
-    gather of the size-weighted tokens, plus, for pooling, the merged sources added into their
-    destinations: one gather serves both, and a pruned image adds nothing."""
-    p, n = state.num_prefix, state.num_patches
-    b, c = x.shape[0], x.shape[-1]
-    prefix_b = p // 2
-    src, dst, unmerged = _match(metric, p, r)
-    prefix = _prefix_index(state, x)
-    n_b = (p + n) // 2
-    idx_pool = torch.cat(
-        [prefix, 2 * unmerged, (2 * torch.arange(prefix_b, n_b, device=x.device) + 1).expand(b, -1)], 1
-    )
-    idx_prune = torch.cat([prefix, scores.topk(n - r, dim=1).indices + p], 1)
-    idx = torch.where(pool[:, None], idx_pool, idx_prune)
-    sizes = state.sizes(x)
-    weighted = torch.cat([x * sizes, sizes], -1)
-    added = _added_sources(x[:, ::2], sizes[:, ::2], src, dst, n_b)[:, prefix_b:]
-    added = added * pool[:, None, None].to(x.dtype)
-    total = gather_tokens(weighted, idx) + torch.cat(
-        [added.new_zeros(b, idx.shape[1] - added.shape[1], c + 1), added], 1
-    )
-    size = total[..., c:]
-    out = TokenState(num_prefix=p, pos=state.pos.gather(1, idx), size=size.detach())
-    return total[..., :c] / size, out
