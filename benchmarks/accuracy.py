@@ -15,7 +15,7 @@ import argparse
 import copy
 
 import torch
-from common import accuracy_arguments, notes, parse_config, save_results, test_split, trained_runs
+from common import accuracy_arguments, eval_split, notes, parse_config, save_results, trained_runs
 
 import vitprune
 from vitprune import zoo
@@ -85,7 +85,7 @@ def main() -> None:
     args = ap.parse_args()
 
     dense = load_model(args.model)
-    test, loader = test_split(dense, args.data, args.limit, args.split)
+    test, loader = eval_split(dense, args.data, args.limit, args.split)
     images = torch.stack([test[i][0] for i in range(min(len(test), 500))])
     dense_gmacs = macs(dense, images).mean / 1e9
     rows = [measure("dense", dense, loader, dense_gmacs, images)]

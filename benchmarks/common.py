@@ -53,9 +53,8 @@ def write_json(name: str, payload: dict) -> Path:
     return path
 
 
-def test_split(model, data: str, limit: int | None, split: str = "test") -> tuple[Dataset, DataLoader]:
-    """The test split of ``data`` (or ``split``) prepared for ``model`` (first ``limit`` images when given),
-    and a loader."""
+def eval_split(model, data: str, limit: int | None, split: str = "test") -> tuple[Dataset, DataLoader]:
+    """The ``split`` of ``data`` prepared for ``model`` (first ``limit`` images when given), and a loader."""
     test = build_dataset(data, split, model)
     if limit:
         test = Subset(test, range(limit))

@@ -18,7 +18,7 @@ import argparse
 import copy
 
 import torch
-from common import accuracy_arguments, notes, save_results, test_split, trained_runs
+from common import accuracy_arguments, eval_split, notes, save_results, trained_runs
 
 from vitprune.measure.evaluate import evaluate
 from vitprune.models.load import load_model
@@ -57,7 +57,7 @@ def main() -> None:
     structured = [float(v) for v in filter(None, args.structured.split(","))]
 
     dense_model = load_model(args.model)
-    test, loader = test_split(dense_model, args.data, args.limit, args.split)
+    test, loader = eval_split(dense_model, args.data, args.limit, args.split)
     image = test[0][0][None]
     dense = measure("dense", dense_model, loader, {}, image)
     rows = [dense]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import accuracy_arguments, notes, save_results, test_split, trained_runs
+from common import accuracy_arguments, eval_split, notes, save_results, trained_runs
 
 import vitprune
 from vitprune.measure import macs
@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
 
     base = load_model(args.model)
-    test, loader = test_split(base, args.data, args.limit, args.split)
+    test, loader = eval_split(base, args.data, args.limit, args.split)
     images = torch.stack([test[i][0] for i in range(min(len(test), 1000))])
     dense_macs = macs(base, images).mean
     models = {
