@@ -26,7 +26,8 @@ def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = 
     ``macs=`` (a fraction of dense MACs, or GMACs as a number > 1 or a string like ``"2.9G"``), solved
     for the model at ``img_size`` (default: the model's own). STAR's ``prior=`` takes a calibration
     file or the name of a zoo model whose calibration ships with vitprune. ``trace_source`` records
-    which original patches each token holds (``model.vitprune.state.source``) for visualisation.
+    which original patches each token holds (``model.vitprune.state.source``) for visualisation;
+    ``model.vitprune.state`` is None after a forward in which no block reduced.
     Applying again replaces the previous method.
 
     ``"dimap"`` prunes weights in place (see :func:`vitprune.weights.apply.apply_dimap`), keeps any

@@ -40,8 +40,8 @@ class TokenContext:
     num_prefix: int
     family: Family
     trace_source: bool = False
-    state: TokenState | None = None
-    start: TokenState | None = None  # the state entering block 0 of the current forward
+    state: TokenState | None = None  # None until the current forward's first reducing block
+    start: TokenState | None = None  # the state entering that block: every token still itself
     counts: list[BlockCount] | None = field(default=None, repr=False)
     swapped: list[nn.Module] = field(default_factory=list, repr=False)
 
@@ -57,17 +57,23 @@ class TokenContext:
 
 def _reducing_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
     """A block's forward with the method's reduction between its attention and MLP halves."""
-    given = [*args, *(kwargs.get(k) for k in ("attn_mask", "attention_mask", "is_causal"))]
-    if any(a is not None and a is not False for a in given):
-        raise ValueError("vitprune-patched blocks take no attention mask from the caller")
     ctx: TokenContext = self._vp_ctx
     layer: int = self._vp_layer
     if layer == 0:
+        ctx.state = ctx.start = None  # a new forward: no token removed yet
+    active = ctx.method.active(layer)
+    if ctx.state is None and not active and ctx.counts is None:
+        # Nothing removed so far and nothing to remove here: the library's own forward, with no token
+        # state built at all (zero reduction then costs one check per block, eager or compiled).
+        return self._vp_original_class.forward(self, x, *args, **kwargs)
+    given = [*args, *(kwargs.get(k) for k in ("attn_mask", "attention_mask", "is_causal"))]
+    if any(a is not None and a is not False for a in given):
+        raise ValueError("vitprune-patched blocks take no attention mask from the caller")
+    if ctx.state is None:  # the first block that reduces (or counts): every token is still itself
         ctx.state = ctx.start = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
     state, family = ctx.state, ctx.family
     n_attn = None if ctx.counts is None else state.counts()
     bias = state.attention_bias(_compute_dtype(x), ctx.method.prop_attn)
-    active = ctx.method.active(layer)
     plain = not family.positional or state is ctx.start  # positions given by the model still fit
     if not active and bias is None and n_attn is None and plain:
         return self._vp_original_class.forward(self, x, *args, **kwargs)
