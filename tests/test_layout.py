@@ -30,14 +30,15 @@ def module_names() -> dict[str, Path]:
 
 
 def imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known) -> list[str]:
-    """The vitprune modules one import statement names (``from pkg import sub`` names ``pkg.sub``)."""
+    """The vitprune modules one import statement runs (``from pkg import sub``: ``pkg`` and ``pkg.sub``)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = node.module or ""
     if node.level:
         here = module.split(".") if is_package else module.split(".")[:-1]
         base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
-    return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    # ``from pkg import sub`` runs ``pkg/__init__.py`` before it reaches ``pkg.sub``: both are imported.
+    return [base] + [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+import vitprune.tokens.patch as token_patch
 from vitprune.methods import REGISTRY
-from vitprune.tokens import patch as token_patch
 from vitprune.vit import check_supported, describe
 from vitprune.weights.apply import NAME as DIMAP
 from vitprune.weights.apply import SUMMARY, apply_dimap

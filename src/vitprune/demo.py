@@ -28,19 +28,20 @@ import torch
 from torch import nn
 
 import vitprune
-from vitprune import zoo
+import vitprune.zoo as zoo
 from vitprune.calibrate.artifact import save_calibration
 from vitprune.calibrate.star import calibrate_star, calibration_images
 from vitprune.cli.report import table
-from vitprune.data import build_dataset, build_loader
+from vitprune.data import build_dataset
+from vitprune.data.batched import build_loader
 from vitprune.data.fashion_mnist import CLASSES
 from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.measure.evaluate import evaluate
 from vitprune.sweep.files import COLUMNS, flat_rows
 from vitprune.sweep.run import SweepSettings, machine, method_config, sweep, write_reports
-from vitprune.viz import save_token_maps
-from vitprune.weights import apply_masks, dimap_masks
+from vitprune.viz.api import save_token_maps
 from vitprune.weights.counting import example_images
+from vitprune.weights.dimap import apply_masks, dimap_masks
 from vitprune.weights.report import THEORETICAL, totals
 
 MODEL = "fmnist-vit-196"  # the main table: 196 patches, as DeiT-S at 224

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vitprune.tokens.families import UnsupportedModelError, family_of
-from vitprune.tokens.families.base import linear_macs
+from vitprune.tokens.families import family_of
+from vitprune.tokens.families.base import UnsupportedModelError, linear_macs
 
 __all__ = ["BlockSpec", "UnsupportedModelError", "VitSpec", "check_supported", "describe"]
 

@@ -10,7 +10,8 @@ import sys
 import torch
 
 import vitprune
-from vitprune.cli import values
+import vitprune.cli.values as values
+import vitprune.tokens.patch as token_patch
 from vitprune.cli.options import (
     add_data_arguments,
     add_method_arguments,
@@ -21,7 +22,6 @@ from vitprune.cli.options import (
 )
 from vitprune.cli.report import print_table
 from vitprune.measure.bench import PRECISIONS
-from vitprune.tokens import patch as token_patch
 
 EPILOG = """examples:
   vitprune methods
@@ -58,7 +58,7 @@ def _dataset(args, model):
 def _macs(model, args, batch: int):
     """MACs of the ``--data`` images, ``batch`` per forward; without ``--data``, of one random batch,
     which only a model whose token counts do not depend on the images may use."""
-    from vitprune.data import build_loader
+    from vitprune.data.batched import build_loader
     from vitprune.measure.macs import macs, metered
 
     if args.data is None:
@@ -115,7 +115,7 @@ def cmd_bench(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    from vitprune.data import build_loader
+    from vitprune.data.batched import build_loader
     from vitprune.measure.evaluate import evaluate_macs
 
     model = build_model(args)

@@ -6,8 +6,8 @@ import argparse
 import ast
 
 import vitprune
-from vitprune import zoo
-from vitprune.cli import values
+import vitprune.cli.values as values
+import vitprune.zoo as zoo
 from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from vitprune.cli import values
+import vitprune.cli.values as values
 from vitprune.cli.options import add_method_arguments, add_model_arguments, add_output_arguments, build_model
 from vitprune.data.transforms import resolve_input_size
 from vitprune.deploy.export import FORMATS, export_model, run_exported

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import vitprune.tokens.patch as token_patch
 from vitprune.measure.formula import block_macs, dense_macs
-from vitprune.tokens import patch as token_patch
 from vitprune.vit import UnsupportedModelError, check_supported, describe
 
 

@@ -8,7 +8,7 @@ import os
 
 from torch import nn
 
-from vitprune import zoo
+import vitprune.zoo as zoo
 from vitprune.models.build import build
 from vitprune.models.hf import PREFIX, load_hf
 from vitprune.models.saved import load_shrunk, shrunk_directory

@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from vitprune.cli import values
+import vitprune.cli.values as values
 from vitprune.cli.options import add_model_arguments, add_output_arguments, model_kwargs
 from vitprune.data import build_dataset
 from vitprune.methods import REGISTRY

@@ -23,13 +23,13 @@ from torch import nn
 from tqdm import tqdm
 
 import vitprune
-from vitprune import zoo
-from vitprune.data import build_loader
+import vitprune.sweep.measure as measure
+import vitprune.tokens.patch as token_patch
+import vitprune.zoo as zoo
+from vitprune.data.batched import build_loader
 from vitprune.methods import REGISTRY
-from vitprune.sweep import measure
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
-from vitprune.tokens import patch as token_patch
 
 DENSE = "dense"
 # Settings that must match for ``resume`` to reuse a cell; methods and targets may change.

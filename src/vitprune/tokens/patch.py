@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from vitprune.tokens.attention import capture_qkv, release_qkv
-from vitprune.tokens.families import Family, family_of
+from vitprune.tokens.families import family_of
+from vitprune.tokens.families.base import Family
 from vitprune.tokens.state import TokenState
 
 

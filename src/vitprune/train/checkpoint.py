@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as tensor_bytes
 
-from vitprune.files import atomic
+import vitprune.files.atomic as atomic
 from vitprune.files.state_dict import CheckpointError
 
 FORMAT = "vitprune-train-checkpoint/1"

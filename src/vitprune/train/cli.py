@@ -14,15 +14,15 @@ from pathlib import Path
 
 from torch import nn
 
-from vitprune import zoo
+import vitprune.cli.values as values
+import vitprune.train.distributed as distributed
+import vitprune.zoo as zoo
 from vitprune.api import apply
-from vitprune.cli import values
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
 from vitprune.data.batched import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split
 from vitprune.models.load import load_model
 from vitprune.models.saved import architecture, shrunk_directory
-from vitprune.train import distributed
 from vitprune.train.config import DISTILL_KINDS, PRECISIONS, TrainConfig
 from vitprune.train.loop import fit
 from vitprune.train.rebuild import load_trained, model_spec
@@ -226,7 +226,8 @@ def _mask_keeper(args: argparse.Namespace, model: nn.Module):
     """With ``--masks``: keep the pruned weights at zero (gradient hooks, and a re-zero after each step)."""
     if not getattr(args, "masks", None):
         return None
-    from vitprune.weights import MaskKeeper, load_masks
+    from vitprune.weights.io import load_masks
+    from vitprune.weights.keeper import MaskKeeper
 
     return MaskKeeper(model, load_masks(args.masks)).restore
 

@@ -15,10 +15,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+import vitprune.train.checkpoint as checkpoint
+import vitprune.train.distributed as distributed
+import vitprune.train.rng as rng
 from vitprune.measure.bench import precision_context
 from vitprune.models.build import load_weights
 from vitprune.models.device import model_device
-from vitprune.train import checkpoint, distributed, rng
 from vitprune.train.config import TrainConfig
 from vitprune.train.losses import combined_loss
 from vitprune.train.rebuild import spec_to_json

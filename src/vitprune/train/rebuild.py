@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vitprune import zoo
+import vitprune.train.checkpoint as checkpoint
+import vitprune.zoo as zoo
 from vitprune.api import apply
 from vitprune.files.state_dict import CheckpointError
 from vitprune.models.build import load_weights
 from vitprune.models.load import load_model
 from vitprune.models.resize import apply_structure
-from vitprune.train import checkpoint
 from vitprune.train.serialize import decode, encode
 
 

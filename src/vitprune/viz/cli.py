@@ -7,8 +7,8 @@ import argparse
 import torch
 
 import vitprune
-from vitprune import zoo
-from vitprune.cli import values
+import vitprune.cli.values as values
+import vitprune.zoo as zoo
 from vitprune.cli.options import (
     add_method_arguments,
     add_model_arguments,

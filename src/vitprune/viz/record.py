@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from vitprune.tokens import patch as token_patch
+import vitprune.tokens.patch as token_patch
 from vitprune.viz.groups import fused_patches, patch_groups
 
 

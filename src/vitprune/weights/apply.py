@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from vitprune.tokens import patch as token_patch
+import vitprune.tokens.patch as token_patch
 from vitprune.weights.dimap import apply_masks, dimap_masks
 from vitprune.weights.modules import MODULES
 from vitprune.weights.structured import STRUCTURES, shrink

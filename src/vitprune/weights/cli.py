@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from vitprune import zoo
-from vitprune.cli import values
+import vitprune.cli.values as values
+import vitprune.zoo as zoo
 from vitprune.cli.options import model_kwargs
 from vitprune.models.load import load_model
 from vitprune.weights.counting import example_images

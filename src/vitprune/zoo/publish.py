@@ -12,8 +12,9 @@ import argparse
 import json
 from datetime import datetime, timezone
 
-from vitprune import zoo
-from vitprune.data import build_dataset, build_loader
+import vitprune.zoo as zoo
+from vitprune.data import build_dataset
+from vitprune.data.batched import build_loader
 from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.files.state_dict import save_state_dict
 from vitprune.measure.evaluate import evaluate, evaluate_macs
