@@ -75,6 +75,30 @@ def family(request):
     return request.param
 
 
+# A threshold this far (as a ratio) from every value it is compared with cannot flip under float error:
+# compiled, exported and other CPUs' kernels move a score variance by about 1e-6 of itself.
+CLEAR_RATIO = 1.01
+
+
+def threshold_between(values: torch.Tensor) -> float:
+    """A threshold that splits ``values`` into two non-empty groups at their widest relative gap: the
+    geometric mean of the gap's ends, so no value sits on it (a median of an even count would)."""
+    v = values.detach().double().flatten().sort().values.clamp_min(1e-30)
+    ratios = v[1:] / v[:-1]
+    i = int(ratios.argmax())
+    assert ratios[i] > CLEAR_RATIO**2, f"no gap wide enough to split {v.tolist()} clear of float error"
+    return float((v[i] * v[i + 1]).sqrt())
+
+
+def clear_of(threshold: float, values) -> bool:
+    """Whether every value (tensors, or a dict of them) lies at least ``CLEAR_RATIO`` away from
+    ``threshold``, so that no branch taken against it hinges on the last bits."""
+    tensors = values.values() if isinstance(values, dict) else [values]
+    v = torch.cat([t.detach().double().flatten() for t in tensors]).clamp_min(1e-30)
+    ratio = torch.maximum(v / threshold, threshold / v)
+    return bool((ratio > CLEAR_RATIO).all())
+
+
 def images(batch: int = 3, size: int = 64, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 3, size, size, generator=g)

@@ -9,9 +9,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import CLEAR_RATIO, clear_of, threshold_between
 from fuzz_models import vit_configs
 from fuzz_settings import Prior
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import vitprune
@@ -25,9 +26,14 @@ def _ppt(vit, model, x, draw):
     probe = vitprune.apply(model, "ppt", threshold=0.0, **options)
     with torch.no_grad():
         probe(x)
-    variances = probe.vitprune.method.variances[0].sort().values
-    middle = len(variances) // 2  # halfway between two images' variances: no image sits on the threshold
-    return {**options, "threshold": float(variances[middle - 1 : middle + 1].mean())}
+    gaps = probe.vitprune.method.variances[0].sort().values.clamp_min(1e-30)
+    assume(bool((gaps[1:] / gaps[:-1]).max() > CLEAR_RATIO**2))  # a split clear of float error exists
+    threshold = threshold_between(gaps)
+    checked = vitprune.apply(model, "ppt", threshold=threshold, **options)
+    with torch.no_grad():
+        checked(x)
+    assume(clear_of(threshold, checked.vitprune.method.variances))  # no image on the knife edge
+    return {**options, "threshold": threshold}
 
 
 SETTINGS = {
