@@ -2,6 +2,7 @@
 section draws. Imports are read from the source (function-local ones included), nothing is run."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,21 @@ def test_train_internals_stay_inside_train(graph):
         if not within(m, ["vitprune.train"])
     }
     assert {m: deps for m, deps in reaching_in.items() if deps} == {}
+
+
+ROOT = SRC.parent
+OUTSIDE = ("../" + "shared", "shared/" + "design")  # split so this file does not name them itself
+
+
+def test_no_file_names_the_developers_notes_outside_the_repository():
+    """A user's clone or installed package has only the repository: nothing may point past it."""
+    files = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "Makefile", ROOT / "pyproject.toml"]
+    for folder in ("src", "docs", "benchmarks", "tools", "tests"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ".json", ".toml"}]
+    naming = [str(p.relative_to(ROOT)) for p in files if any(s in p.read_text() for s in OUTSIDE)]
+    assert naming == []
+
+
+def test_docs_the_readme_links_exist():
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", (ROOT / "README.md").read_text()))
+    assert linked and all((ROOT / path).is_file() for path in linked), sorted(linked)

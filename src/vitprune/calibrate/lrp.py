@@ -5,7 +5,7 @@ attention, ∇A_b the gradient of the raw logit y_c and R^A_b the LRP relevance 
 one-hot start e_c. The map for start layer l is the CLS row of C_l = M_{L−1}⋯M_l with M_b = I + Ā_b, taken
 over the patch columns, without row normalisation.
 
-Rules (``design/research/lrp.md`` §1–§2), all closed form under ``no_grad``, all totals per sample:
+Rules (those of Chefer et al.'s reference implementation), all closed form under ``no_grad``, all totals per sample:
 - Linear (qkv, proj, fc1, fc2, head): z⁺ rule (α=1, β=0), bias ignored.
 - Bilinear A·V and Q·Kᵀ: gradient×input, halved for each operand.
 - Residual Add: split of gradient×input, renormalised so the two branch totals are ΣR·|Σa|/(|Σa|+|Σb|)
@@ -25,7 +25,7 @@ rescaling of a weight row.
 
 Deviation (opt-in, ``stabilize_add=True``): in the Add rule the denominator z = u + v becomes
 z + ε·sign(z) with ε = 1e-2·mean|z| per sample, which damps the rule's ill-conditioning where u + v ≈ 0
-(lrp.md §5). The default reproduces the reference rules.
+(our addition). The default reproduces the reference rules.
 
 The calibration forward is explicit (A must exist as a tensor) but calls each block's own modules, so it
 matches timm for LayerScale, qk-norm and register tokens; it works on a deep copy of the model in ``dtype``.

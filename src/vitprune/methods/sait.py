@@ -3,7 +3,7 @@
 Only the abstract is certain: dense/sparse training with shared weights, input-adaptive token
 pruning, distillation that improves token selection in early blocks, sparsity changed on the fly,
 and a dense mode that skips sparsification. The method body below is **our reconstruction**
-(``../shared/design/METHODS.md`` § SaiT), consistent with that abstract:
+(``docs/sait.md`` in the repository), consistent with that abstract:
 
 - one pruning point in block ``layer`` (default 3 of 12; a second point may be listed), after the
   attention and before the MLP, scored by the CLS attention of that block (mean over heads),
