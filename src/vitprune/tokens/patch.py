@@ -123,6 +123,7 @@ def patch(model: nn.Module, method, trace_source: bool = False) -> TokenContext:
         module._vp_ctx = ctx
         ctx.swapped.append(module)
     model.vitprune = ctx
+    family.swapped(model)
     for i, blk in enumerate(family.blocks(model)):
         _swap(blk, {"forward": _reducing_forward})
         blk._vp_ctx, blk._vp_layer = ctx, i

@@ -121,6 +121,11 @@ class Family(ABC):
     def feed(self, blk: nn.Module, x: Tensor) -> Tensor:
         """``x`` plus the block's MLP branch."""
 
+    def swapped(self, model: nn.Module) -> None:
+        """Called once the model's class is the patched subclass: tell the library about the new class
+        where it keys something on the class (nothing for most families)."""
+        return None
+
     def overrides(self, model: nn.Module) -> list[tuple[nn.Module, dict[str, Callable]]]:
         """Modules outside the blocks that need other methods while patched (pooling by token
         size), each with its replacement methods; the model itself is always swapped."""

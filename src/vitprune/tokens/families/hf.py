@@ -49,6 +49,16 @@ class HfEncoder(Family):
     def block_classes(self, model):
         return (getattr(sys.modules[original_class(model).__module__], self.layer),)
 
+    def swapped(self, model):
+        """transformers looks up which layer outputs a model can record (``output_hidden_states``,
+        ``output_attentions``) by the name of the model's class: register the patched class too, or a
+        model that records them itself (``CLIPVisionModel``) returns None for both."""
+        try:
+            from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
+        except ImportError:  # transformers before the registry read the class attribute, which is inherited
+            return
+        _CAN_RECORD_REGISTRY[model] = getattr(model, "_can_record_outputs", None)
+
     def default_img_size(self, model):
         size = model.config.image_size
         return (size, size) if isinstance(size, int) else tuple(size)
