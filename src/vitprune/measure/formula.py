@@ -51,3 +51,14 @@ def macs_target(value: float | str, dense: float) -> float:
             f"{dense / 1e9:.3f} GMACs"
         )
     return target
+
+
+def out_of_reach(method: str, value: float | str, target: float, lo: float, hi: float, dense: float) -> str:
+    """The message for a ``macs=`` target outside what ``method`` reaches on a model: the target and the
+    reachable range in GMACs (4 significant digits: a target refused is over 2% outside, so the numbers
+    differ) and as fractions of the ``dense`` model's MACs."""
+    return (
+        f"macs={value!r} ({target / 1e9:.4g} GMACs, {target / dense:.3f} of dense) is out of reach for "
+        f"{method} on this model: it reaches {lo / 1e9:.4g}..{hi / 1e9:.4g} GMACs "
+        f"({lo / dense:.3f}..{hi / dense:.3f} of dense)"
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vitprune.methods.base import TokenMethod, check_layer, check_options, register, require_class_token
-from vitprune.methods.target import bisect, method_macs, parse_macs_target
+from vitprune.methods.target import bisect, method_macs, parse_macs_target, reach_error
 from vitprune.tokens.select import keep_topk
 from vitprune.vit import VitSpec
 
@@ -82,10 +82,7 @@ def build(spec: VitSpec, **config) -> EViT:
             return method_macs(EViT({layer: rate for layer in layers}, fuse), spec)
 
         if not cost(1e-6) * 0.98 <= target:
-            raise ValueError(
-                f"macs={config['macs']!r} is out of reach for evit at layers {list(layers)}: "
-                f"{cost(1e-6) / 1e9:.3f}..{cost(1.0) / 1e9:.3f} GMACs"
-            )
+            raise reach_error(f"evit at layers {list(layers)}", config["macs"], target, cost(1e-6), spec)
         rate = bisect(cost, 1e-6, 1.0, target)
         if cost(rate) >= cost(1.0):  # keeping all but one and fusing that one saves nothing: keep all
             rate = 1.0

@@ -163,7 +163,7 @@ def build(spec: VitSpec, **config) -> PPT:
             PPT(dict(zip(layers, spread(total, len(layers)), strict=True)), threshold)
             for total in range(len(layers) * (spec.num_patches // 2) + 1)
         ]
-        return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
+        return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"], "ppt")
     r = config.get("r", DEFAULT_R)
     per_layer = list(r) if isinstance(r, list | tuple) else [r] * len(layers)
     if len(per_layer) != len(layers):

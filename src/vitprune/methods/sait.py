@@ -19,7 +19,7 @@ Per-image counts are batched with padding and an attention key mask, and counted
 from __future__ import annotations
 
 from vitprune.methods.base import TokenMethod, check_layer, check_options, register, require_class_token
-from vitprune.methods.target import bisect, method_macs, parse_macs_target
+from vitprune.methods.target import bisect, method_macs, parse_macs_target, reach_error
 from vitprune.tokens.select import keep_topk, mass_counts
 from vitprune.vit import VitSpec
 
@@ -121,7 +121,7 @@ def build(spec: VitSpec, **config) -> SaiT:
         target = parse_macs_target(macs, spec)
         lowest = method_macs(SaiT(method.layers).set(keep=1e-3), spec)
         if target < lowest * 0.98:
-            raise ValueError(f"macs={macs!r} is out of reach for sait: at least {lowest / 1e9:.3f} GMACs")
+            raise reach_error("sait", macs, target, lowest, spec)
         method.set(
             keep=bisect(lambda k: method_macs(SaiT(method.layers).set(keep=k), spec), 1e-3, 1.0, target)
         )

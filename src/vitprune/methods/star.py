@@ -26,7 +26,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from vitprune.methods.base import TokenMethod, check_options, register, require_class_token
-from vitprune.methods.target import bisect, method_macs, parse_macs_target
+from vitprune.methods.target import bisect, method_macs, parse_macs_target, reach_error
 from vitprune.tokens.select import keep_topk, mass_counts
 from vitprune.vit import VitSpec
 
@@ -129,8 +129,6 @@ def build(spec: VitSpec, **config) -> STAR:
         target = parse_macs_target(config["macs"], spec)
         lowest = method_macs(make(1e-3), spec)
         if target < lowest * 0.98:
-            raise ValueError(
-                f"macs={config['macs']!r} is out of reach for star: at least {lowest / 1e9:.3f} GMACs"
-            )
+            raise reach_error("star", config["macs"], target, lowest, spec)
         return make(bisect(lambda r: method_macs(make(r), spec), 1e-3, 1.0, target))
     return make(_rate(config.get("r_min", 0.6), "r_min"))

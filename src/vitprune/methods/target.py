@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vitprune.measure.formula import dense_macs, macs_target, schedule_macs
+from vitprune.measure.formula import dense_macs, macs_target, out_of_reach, schedule_macs
 from vitprune.vit import VitSpec
 
 
@@ -23,17 +23,27 @@ def method_macs(method, spec: VitSpec) -> float:
     return schedule_macs(spec, method.schedule(spec))
 
 
-def closest(candidates: Sequence, cost: Callable[[object], float], target: float, value: object) -> object:
-    """The candidate whose cost is nearest ``target``; an error naming the reachable range otherwise."""
+def closest(
+    candidates: Sequence,
+    cost: Callable[[object], float],
+    target: float,
+    value: object,
+    method: str = "this method",
+) -> object:
+    """The candidate whose cost is nearest ``target``; an error naming the reachable range otherwise.
+    The candidates include zero reduction, so the highest cost is the dense model's."""
     costs = [cost(c) for c in candidates]
     lo, hi = min(costs), max(costs)
     if not lo * 0.98 <= target <= hi * 1.02:
-        raise ValueError(
-            f"macs={value!r} ({target / 1e9:.3f} GMACs) is out of reach for this method: "
-            f"{lo / 1e9:.3f}..{hi / 1e9:.3f} GMACs"
-        )
+        raise ValueError(out_of_reach(method, value, target, lo, hi, dense=hi))
     best = min(range(len(costs)), key=lambda i: abs(costs[i] - target))
     return candidates[best]
+
+
+def reach_error(method: str, value: object, target: float, lowest: float, spec: VitSpec) -> ValueError:
+    """The error for a target below the ``lowest`` MACs ``method`` reaches (its range ends at dense)."""
+    dense = dense_macs(spec)
+    return ValueError(out_of_reach(method, value, target, lowest, dense, dense))
 
 
 def bisect(cost: Callable[[float], float], lo: float, hi: float, target: float, steps: int = 40) -> float:

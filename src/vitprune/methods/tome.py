@@ -88,5 +88,5 @@ def build(spec: VitSpec, **config) -> ToMe:
         candidates = [
             ToMe(spread(total, spec.depth), prop_attn) for total in range(spec.depth * spec.num_patches // 2)
         ]
-        return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"])
+        return closest(candidates, lambda m: method_macs(m, spec), target, config["macs"], "tome")
     return ToMe(parse_r(config.get("r", 0), spec.depth, config.get("inflection")), prop_attn)

@@ -28,7 +28,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from vitprune.measure.formula import macs_target
+from vitprune.measure.formula import macs_target, out_of_reach
 from vitprune.measure.macs import macs
 from vitprune.weights.counting import example_images, linear_tokens
 from vitprune.weights.modules import MODULES, Layer, layers
@@ -86,9 +86,8 @@ def _removed_share(model: nn.Module, images: Tensor, prunable: float, value: flo
     floor = report.mean - prunable
     if not floor < target < report.mean:
         raise ValueError(
-            f"macs={value!r} ({target / 1e9:.4g} GMACs) is out of reach for dimap on this model: "
-            f"allowed above {floor / 1e9:.4g} (every prunable weight removed) and below "
-            f"{report.mean / 1e9:.4g} GMACs (nothing removed)"
+            out_of_reach("dimap", value, target, floor, report.mean, report.dense)
+            + " (its ends: every prunable weight removed, nothing removed)"
         )
     return (report.mean - target) / prunable
 
