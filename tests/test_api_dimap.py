@@ -50,13 +50,15 @@ def test_methods_lists_all_six():
 
 def test_apply_dimap_masks_returns_the_pruned_model(dense, x):
     model = copy.deepcopy(dense)
-    assert vitprune.apply(model, "dimap", params=0.5) is model
+    assert vitprune.apply(model, "dimap", params_removed=0.5) is model
     qkv = model.blocks[0].attn.qkv.weight
     assert 0.3 < float((qkv == 0).float().mean()) < 0.7 and model(x).shape == (4, 10)
 
 
 def test_apply_dimap_structured_shrinks(dense, x):
-    model = vitprune.apply(copy.deepcopy(dense), "dimap", params=0.5, structure="neuron-head", scope="layer")
+    model = vitprune.apply(
+        copy.deepcopy(dense), "dimap", params_removed=0.5, structure="neuron-head", scope="layer"
+    )
     assert sum(p.numel() for p in model.parameters()) < 0.7 * sum(p.numel() for p in dense.parameters())
     assert model(x).shape == (4, 10)
 
@@ -64,9 +66,9 @@ def test_apply_dimap_structured_shrinks(dense, x):
 @pytest.mark.parametrize(
     "config, words",
     [
-        ({"params": 0.5, "rate": 1}, "unknown option"),
-        ({"params": 0.5, "structure": "rows"}, "structure='rows'"),
-        ({"macs": 0.8, "structure": "neuron-head"}, "params= only"),
+        ({"params_removed": 0.5, "rate": 1}, "unknown option"),
+        ({"params_removed": 0.5, "structure": "rows"}, "structure='rows'"),
+        ({"macs": 0.8, "structure": "neuron-head"}, "params_removed= only"),
     ],
 )
 def test_apply_dimap_refuses_bad_options(dense, config, words):
@@ -77,8 +79,9 @@ def test_apply_dimap_refuses_bad_options(dense, config, words):
 @pytest.mark.parametrize("method", TOKEN_METHODS)
 def test_masks_compose_with_each_token_method_in_either_order(dense, x, method):
     config = {**_options(method), **KNOBS[method]}
-    first = vitprune.apply(vitprune.apply(copy.deepcopy(dense), method, **config), "dimap", params=0.4)
-    second = vitprune.apply(vitprune.apply(copy.deepcopy(dense), "dimap", params=0.4), method, **config)
+    cut = {"params_removed": 0.4}
+    first = vitprune.apply(vitprune.apply(copy.deepcopy(dense), method, **config), "dimap", **cut)
+    second = vitprune.apply(vitprune.apply(copy.deepcopy(dense), "dimap", **cut), method, **config)
     assert first.vitprune.method.name == second.vitprune.method.name == method
     assert torch.allclose(first(x), second(x), atol=1e-5)
 
@@ -86,7 +89,9 @@ def test_masks_compose_with_each_token_method_in_either_order(dense, x, method):
 @pytest.mark.parametrize("method", TOKEN_METHODS)
 def test_structure_goes_before_a_token_method_and_is_refused_after(dense, x, method):
     config = {**_options(method), **KNOBS[method]}
-    small = vitprune.apply(copy.deepcopy(dense), "dimap", params=0.4, structure="neuron-head", scope="layer")
+    small = vitprune.apply(
+        copy.deepcopy(dense), "dimap", params_removed=0.4, structure="neuron-head", scope="layer"
+    )
     model = vitprune.apply(small, method, **config)
     assert (
         model(x).shape == (4, 10)
@@ -96,7 +101,7 @@ def test_structure_goes_before_a_token_method_and_is_refused_after(dense, x, met
         vitprune.apply(
             vitprune.apply(copy.deepcopy(dense), method, **config),
             "dimap",
-            params=0.4,
+            params_removed=0.4,
             structure="neuron-head",
         )
 
@@ -117,3 +122,8 @@ def test_macs_means_the_same_on_every_method(dense, x, method):
     absolute = vitprune.apply(copy.deepcopy(dense), method, macs=f"{0.75 * dense_gmacs:.9f}G", **config)
     assert _kept(fraction, method, x) == pytest.approx(0.75, abs=0.05)
     assert _kept(absolute, method, x) == pytest.approx(_kept(fraction, method, x), abs=1e-6)
+
+
+def test_params_is_refused_as_ambiguous_and_params_removed_named(dense):
+    with pytest.raises(ValueError, match=r"params=0.5 is ambiguous.*params_removed=0.5"):
+        vitprune.apply(copy.deepcopy(dense), "dimap", params=0.5)

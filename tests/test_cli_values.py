@@ -43,6 +43,7 @@ BAD = {
     "--n": "0",
     "--num-classes": "0",
     "--params": "1.5",
+    "--params-removed": "1.5",
     "--pattern": "4:8",
     "--precision": "fp16",
     "--precisions": "fp32,fp16",

@@ -102,7 +102,7 @@ def _args(tmp_path, *argv):
 
 
 def test_cli_run_prune_writes_and_summarises(tmp_path):
-    summary = run_prune(_args(tmp_path, "--params", "0.3", "--modules", "qkv,mlp"))
+    summary = run_prune(_args(tmp_path, "--params-removed", "0.3", "--modules", "qkv,mlp"))
     assert summary["out"] == str(tmp_path / "out")
     assert {row["module"] for row in summary["modules"]} == {"qkv", "mlp"}
     assert all(row["sparsity"] == pytest.approx(0.3, abs=1e-5) for row in summary["modules"])
@@ -116,10 +116,10 @@ def test_cli_run_prune_writes_and_summarises(tmp_path):
     "argv, words",
     [
         ([], "exactly one target"),
-        (["--params", "0.5", "--modules", "qkv,attn"], "allowed: qkv, proj, mlp"),
-        (["--pattern", "2:4", "--params", "0.5"], "fixes the sparsity"),
-        (["--structure", "neuron-head", "--macs", "0.5"], "takes --params only .* not --macs 0.5"),
-        (["--structure", "neuron-head", "--params", "0.5", "--scope", "model"], "--scope model"),
+        (["--params-removed", "0.5", "--modules", "qkv,attn"], "allowed: qkv, proj, mlp"),
+        (["--pattern", "2:4", "--params-removed", "0.5"], "fixes the sparsity"),
+        (["--structure", "neuron-head", "--macs", "0.5"], "takes --params-removed only .* not --macs 0.5"),
+        (["--structure", "neuron-head", "--params-removed", "0.5", "--scope", "model"], "--scope model"),
     ],
 )
 def test_cli_bad_options_raise_and_write_nothing(tmp_path, argv, words):
@@ -129,7 +129,7 @@ def test_cli_bad_options_raise_and_write_nothing(tmp_path, argv, words):
 
 
 def test_cli_model_without_prunable_layers_writes_nothing(tmp_path):
-    args = _args(tmp_path, "--params", "0.5")
+    args = _args(tmp_path, "--params-removed", "0.5")
     args.model, args.model_kwargs, args.num_classes = "resnet10t", [], 10
     with pytest.raises(ValueError, match="no prunable layers"):
         run_prune(args)
@@ -138,7 +138,7 @@ def test_cli_model_without_prunable_layers_writes_nothing(tmp_path):
 
 def test_cli_structured_and_two_four_outputs_reload(tmp_path):
     x = tiny_images()
-    summary = run_prune(_args(tmp_path, "--structure", "neuron-head", "--params", "0.5"))
+    summary = run_prune(_args(tmp_path, "--structure", "neuron-head", "--params-removed", "0.5"))
     assert summary["variant"] == "structure" and 0.3 < summary["params_removed_fraction"] < 0.6
     shrunk = load_shrunk(tmp_path / "out")
     assert shrunk(x).shape == (2, 10)

@@ -21,7 +21,7 @@ ARCH = ["--model", "vit_tiny_patch16_224"] + [
 def shrunk(tmp_path_factory):
     root = tmp_path_factory.mktemp("shrunk")
     out = root / "small"
-    argv = ["prune", *ARCH, "--num-classes", "10", "--params", "0.5", "--structure", "neuron-head"]
+    argv = ["prune", *ARCH, "--num-classes", "10", "--params-removed", "0.5", "--structure", "neuron-head"]
     assert main([*argv, "--scope", "layer", "--out", str(out), "--json"]) == 0
     for cls in ("a", "b"):  # RGB images for a 1-channel model: converted to its channels
         (root / "data" / cls).mkdir(parents=True)
@@ -56,7 +56,7 @@ def test_eval_macs_and_bench_load_it(capsys, shrunk, method):
     rows = _json(
         capsys, "bench", *base, "--batch-sizes", "1", "--precisions", "fp32", "--rounds", "1", "--json"
     )
-    assert len(rows["rows"]) == (2 if method else 1)
+    assert len(rows["rows"]) == (3 if method else 2)  # the model it was pruned from, first
 
 
 def test_sweep_visualize_and_train_load_it(capsys, shrunk, tmp_path):

@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+from tqdm import tqdm
 
 import vitprune
 import vitprune.cli.values as values
@@ -19,10 +20,13 @@ from vitprune.cli.options import (
     add_output_arguments,
     build_model,
     method_config,
+    model_name,
 )
 from vitprune.cli.report import print_table
 from vitprune.measure.bench import PRECISIONS
 
+# What one torch.compile of fmnist-vit-sized models took here (2-core CPU, fp32): Python, C++ wrapper.
+COMPILE_SECONDS = {False: "20-40 s", True: "1-2 min"}
 EPILOG = """examples:
   vitprune methods
   vitprune macs --model deit_small_patch16_224 --method tome -p r=13
@@ -80,26 +84,54 @@ def cmd_macs(args) -> dict:
     model = build_model(args)
     report = _macs(model, args, args.batch)
     shape = list(_input(model, 1).shape[1:])
-    return {"model": args.model, "method": _method(model, args), "input": shape, **report.as_dict()}
+    return {"model": model_name(args), "method": _method(model, args), "input": shape, **report.as_dict()}
+
+
+def _bench_models(args) -> dict:
+    """What ``bench`` times, the reference first: the dense model (for a structured prune output, the
+    architecture it was pruned from: speed and MACs do not depend on the weights), the pruned model,
+    and the model with ``--method``."""
+    from vitprune.models.saved import shrunk_directory, stock_model
+
+    model = build_model(args)
+    plain = vitprune.remove(build_model(args, with_method=False))  # DIMAP is not removable
+    shrunk = shrunk_directory(args.checkpoint) if args.checkpoint else None
+    models = {"dense": plain} if shrunk is None else {"dense": stock_model(shrunk).eval(), "pruned": plain}
+    if args.method:
+        models[args.method] = model
+    return models
+
+
+def _timed(models: dict, args) -> list[dict]:
+    """``speed_table`` rows, one (precision, batch size) step at a time behind a progress bar on stderr."""
+    from vitprune.measure.bench import speed_table
+
+    timed = models
+    if args.compile:
+        options = {"cpp_wrapper": True} if args.cpp_wrapper else None
+        timed = {name: torch.compile(m, options=options) for name, m in models.items()}
+        wrapper = "the C++ wrapper" if args.cpp_wrapper else "the Python wrapper"
+        print(
+            f"vitprune bench: compiling {', '.join(models)} with torch.compile ({wrapper}) on the first call "
+            f"of each batch size and precision: {len(models) * len(args.batch_sizes) * len(args.precisions)} "
+            f"compilations, each about {COMPILE_SECONDS[bool(args.cpp_wrapper)]} on a 2-core CPU",
+            file=sys.stderr,
+        )
+    steps = [(p, b) for p in args.precisions for b in args.batch_sizes]
+    rows = []
+    for precision, batch in tqdm(steps, desc="bench", unit="step", file=sys.stderr, disable=None):
+        rows += speed_table(timed, [(batch, args.runs)], [precision], args.rounds)
+    return rows
 
 
 def cmd_bench(args) -> dict:
-    from vitprune.measure.bench import speed_table
     from vitprune.measure.verdict import break_even
 
-    model = build_model(args)
-    models = {"dense": vitprune.remove(build_model(args, with_method=False))}  # DIMAP is not removable
-    if args.method:
-        models[args.method] = model
-    torch.set_num_threads(args.threads or torch.get_num_threads())
-    batches = [(b, args.runs) for b in args.batch_sizes]
     if args.cpp_wrapper and not args.compile:
         raise ValueError("--cpp-wrapper is a torch.compile option: add --compile")
-    options = {"cpp_wrapper": True} if args.cpp_wrapper else None
-    timed = models
-    if args.compile:
-        timed = {name: torch.compile(m, options=options) for name, m in models.items()}
-    rows = speed_table(timed, batches, args.precisions, args.rounds)
+    models = _bench_models(args)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    rows = _timed(models, args)
     reports = {}
     for row in rows:
         key = (row["model"], row["batch_size"])
@@ -107,21 +139,34 @@ def cmd_bench(args) -> dict:
             reports[key] = _macs(models[row["model"]], args, row["batch_size"])
         row["gmacs"], row["executed_gmacs"] = reports[key].mean / 1e9, reports[key].executed_mean / 1e9
     compiled = ("cpp-wrapper" if args.cpp_wrapper else True) if args.compile else False
-    result = {"threads": torch.get_num_threads(), "device": "cpu", "compiled": compiled, "rows": rows}
-    if args.method:  # plain words where the method loses to dense, with the measured break-even batch
-        result["break_even"] = break_even(rows, args.method)
+    result = {
+        "model": model_name(args),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+        "compiled": compiled,
+        "rows": rows,
+    }
+    subject = args.method or ("pruned" if "pruned" in models else None)
+    if subject:  # plain words where the method loses to dense, with the measured break-even batch
+        result["break_even"] = break_even(rows, subject)
         result["verdict"] = {precision: v["says"] for precision, v in result["break_even"].items()}
     return result
 
 
 def cmd_eval(args) -> dict:
+    """Top-1/top-5 and MACs of ``--data``; under torchrun each rank takes its share of the images and
+    every count is summed over ranks (the one-process result); a headless encoder gets its MACs."""
     from vitprune.data.batched import build_loader
     from vitprune.measure.evaluate import evaluate_macs
+    from vitprune.measure.shards import join, my_share
 
+    join()
     model = build_model(args)
-    loader = build_loader(_dataset(args, model), args.batch_size, workers=args.workers)
-    metrics = evaluate_macs(model, loader, precision=args.precision, progress=not args.json)
-    return {"model": args.model, "method": _method(model, args), "data": args.data, **metrics}
+    dataset = _dataset(args, model)
+    loader = build_loader(dataset, args.batch_size, sampler=my_share(len(dataset)), workers=args.workers)
+    progress = not args.json and os.environ.get("RANK", "0") == "0"
+    metrics = evaluate_macs(model, loader, precision=args.precision, progress=progress, combine=True)
+    return {"model": model_name(args), "method": _method(model, args), "data": args.data, **metrics}
 
 
 def cmd_calibrate(args) -> dict:
@@ -132,7 +177,7 @@ def cmd_calibrate(args) -> dict:
     model = build_model(args, with_method=False)
     images = calibration_images(build_dataset(args.data, args.split, model), args.n, args.seed)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
-    meta = {"model": args.model, "checkpoint": args.checkpoint, "data": args.data, "split": args.split}
+    meta = {"model": model_name(args), "checkpoint": args.checkpoint, "data": args.data, "split": args.split}
     calibration = calibrate_star(
         model, images, targets=args.targets.replace("-", "_"), dtype=dtype, progress=not args.json, meta=meta
     )

@@ -9,7 +9,7 @@ import vitprune
 import vitprune.cli.values as values
 import vitprune.zoo as zoo
 from vitprune.methods import REGISTRY
-from vitprune.models.load import load_model
+from vitprune.models.load import load_model, loaded_name
 
 
 def literal(text: str) -> object:
@@ -95,6 +95,11 @@ def method_config(args: argparse.Namespace) -> dict:
     if args.macs is not None:
         config["macs"] = args.macs
     return config
+
+
+def model_name(args: argparse.Namespace) -> str:
+    """The model the options load, in words (a structured prune output names itself, not ``--model``)."""
+    return loaded_name(args.model, args.checkpoint)
 
 
 def build_model(args: argparse.Namespace, with_method: bool = True):

@@ -11,7 +11,17 @@ from torch import nn
 import vitprune.zoo as zoo
 from vitprune.models.build import build
 from vitprune.models.hf import PREFIX, load_hf
-from vitprune.models.saved import load_shrunk, shrunk_directory
+from vitprune.models.saved import load_shrunk, pruned_from, shrunk_directory
+
+
+def loaded_name(name: str, checkpoint: str | os.PathLike | None = None) -> str:
+    """What :func:`load_model` loads for ``name`` and ``checkpoint``, in words for reports: ``name``,
+    except for a structured ``vitprune prune`` output, which carries its own model whatever ``name``
+    says: ``DIR (pruned from SOURCE)``."""
+    directory = shrunk_directory(checkpoint) if checkpoint is not None else None
+    if name.startswith(PREFIX) or directory is None:
+        return name
+    return f"{directory} (pruned from {pruned_from(directory)})"
 
 
 def load_model(

@@ -43,6 +43,13 @@ def architecture(directory: Path) -> tuple[str, dict, dict | None]:
     return meta["model"], kwargs, read_json(shrunk) if shrunk.is_file() else None
 
 
+def pruned_from(directory: Path) -> str:
+    """The model a ``vitprune prune`` output was pruned from, as it was named (a zoo or timm name, or the
+    checkpoint it was loaded from)."""
+    meta = read_json(directory / META_FILE)
+    return str(meta.get("source") or meta["model"])
+
+
 def stock_model(directory: Path) -> nn.Module:
     """The stock timm model that ``meta.json`` in ``directory`` describes (random weights)."""
     name, kwargs, _ = architecture(directory)

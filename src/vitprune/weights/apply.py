@@ -16,20 +16,28 @@ from vitprune.weights.modules import MODULES
 from vitprune.weights.structured import STRUCTURES, shrink
 
 NAME = "dimap"
-SUMMARY = "DIMAP weight pruning: data-free, module-aware masks (params=/macs=), or neuron-head structure"
-OPTIONS = ("params", "macs", "scope", "modules", "structure")
+SUMMARY = (
+    "DIMAP weight pruning: data-free, module-aware masks (params_removed=/macs=), or neuron-head structure"
+)
+OPTIONS = ("params_removed", "macs", "scope", "modules", "structure")
 
 
 def apply_dimap(model: nn.Module, **config) -> nn.Module:
     """Prune ``model`` in place with DIMAP and return it.
 
-    Options: ``params=`` (fraction of the prunable weights removed) or ``macs=`` (MACs kept: a
+    Options: ``params_removed=`` (fraction of the prunable weights removed) or ``macs=`` (MACs kept: a
     fraction of dense, or ``"2.9G"``; masks only), ``scope=`` (one of ``SCOPES``), ``modules=``
     (``"qkv,proj,mlp"``) and ``structure=`` (``"none"`` or ``"neuron-head"``).
     """
+    if "params" in config:  # every other target says what the model keeps
+        raise ValueError(
+            f"dimap: params={config['params']!r} is ambiguous (macs= says what the model keeps); for the "
+            f"share of prunable weights removed write params_removed={config['params']!r}"
+        )
     unknown = sorted(set(config) - set(OPTIONS))
     if unknown:
         raise ValueError(f"dimap: unknown option(s) {unknown}; allowed: {sorted(OPTIONS)}")
+    config["params"] = config.pop("params_removed", None)
     structure = config.pop("structure", "none")
     scope, modules = config.pop("scope", "module"), config.pop("modules", MODULES)
     if structure == "none":
@@ -38,7 +46,9 @@ def apply_dimap(model: nn.Module, **config) -> nn.Module:
     if structure not in STRUCTURES:
         raise ValueError(f"dimap: structure={structure!r}; allowed: none, {', '.join(STRUCTURES)}")
     if config.get("macs") is not None:
-        raise ValueError(f"dimap: structure={structure!r} takes params= only, not macs={config['macs']!r}")
+        raise ValueError(
+            f"dimap: structure={structure!r} takes params_removed= only, not macs={config['macs']!r}"
+        )
     if token_patch.is_patched(model):
         raise ValueError(
             f"dimap: structure={structure!r} changes the heads the {model.vitprune.method.name} method "

@@ -1,7 +1,7 @@
 """``vitprune prune``: DIMAP weight pruning (He et al., ICLR 2024) and our structured / 2:4 variants.
 
 The main CLI mounts it with :func:`add_prune_arguments` (plus the shared model options) and
-:func:`run_prune`. ``--params 0.5`` removes half of the prunable weights (the selected modules'
+:func:`run_prune`. ``--params-removed 0.5`` removes half of the prunable weights (the selected modules'
 Linear weights); ``--macs`` is what the pruned model keeps, as for every method: ``--macs 0.63``
 leaves 0.63x the dense model's theoretical MACs, ``--macs 2.9G`` leaves 2.9 GMACs.
 """
@@ -19,7 +19,7 @@ from vitprune.weights.dimap import SCOPES, apply_masks, check_fraction, check_ta
 from vitprune.weights.io import check_out_dir, make_meta, save_pruned, save_shrunk
 from vitprune.weights.modules import check_modules
 from vitprune.weights.nm import PATTERNS, nm_masks
-from vitprune.weights.report import build_report, totals
+from vitprune.weights.report import against_original, build_report, totals
 from vitprune.weights.structured import STRUCTURED_SCOPES, STRUCTURES, shrink
 
 
@@ -29,12 +29,16 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--method", choices=("dimap",), default="dimap", help="weight-pruning method")
     target = g.add_mutually_exclusive_group()
     target.add_argument(
-        "--params", type=values.fraction_removed, help="fraction of the prunable weights to remove, e.g. 0.5"
+        "--params-removed",
+        type=values.fraction_removed,
+        help="share of the prunable weights to REMOVE, in (0, 1): 0.3 keeps 70%% of them (no default: give "
+        "this or --macs)",
     )
+    target.add_argument("--params", type=_ambiguous_params, help=argparse.SUPPRESS)
     target.add_argument(
         "--macs",
         type=values.macs,
-        help="MACs the pruned model keeps, as for every method: a fraction of dense (0.63) or '2.9G'",
+        help="MACs the pruned model KEEPS, as for every method: a fraction of dense (0.63) or '2.9G'",
     )
     g.add_argument(
         "--scope",
@@ -49,7 +53,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("none", *STRUCTURES),
         default="none",
         help="neuron-head: remove whole MLP units and attention heads so the model really gets "
-        "smaller and faster (beyond the paper; takes --params; --scope layer cuts the same share "
+        "smaller and faster (beyond the paper; takes --params-removed; --scope layer cuts the same share "
         "in every block, which on Swin removes more MACs than the module-aware default)",
     )
     g.add_argument(
@@ -62,19 +66,29 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", required=True, help="new output directory (written whole or not at all)")
 
 
+def _ambiguous_params(text: str):
+    """``--params`` is refused: every other target says what the model keeps, DIMAP's what it removes."""
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: --params is ambiguous (--macs says what the model keeps); for the share of prunable "
+        f"weights removed write --params-removed {text}"
+    )
+
+
 def _check(args: argparse.Namespace) -> tuple[str, dict]:
     """Validate the option combination before any work; returns (variant, target)."""
     check_modules(args.modules)
     if args.structure != "none" and args.pattern != "none":
         raise ValueError("--structure and --pattern exclude each other")
     if args.pattern != "none":
-        if args.params is not None or args.macs is not None or args.scope != "module":
-            raise ValueError(f"--pattern {args.pattern} fixes the sparsity: drop --params/--macs/--scope")
+        if args.params_removed is not None or args.macs is not None or args.scope != "module":
+            raise ValueError(
+                f"--pattern {args.pattern} fixes the sparsity: drop --params-removed/--macs/--scope"
+            )
         return "pattern", {"pattern": args.pattern}
     if args.structure != "none":
         if args.macs is not None:
             raise ValueError(
-                f"--structure {args.structure} takes --params only (the fraction of prunable weights "
+                f"--structure {args.structure} takes --params-removed only (the fraction of prunable weights "
                 f"removed), not --macs {args.macs!r}"
             )
         if args.scope not in STRUCTURED_SCOPES:
@@ -82,8 +96,8 @@ def _check(args: argparse.Namespace) -> tuple[str, dict]:
                 f"--structure {args.structure} takes --scope {' or '.join(STRUCTURED_SCOPES)} "
                 f"(got --scope {args.scope})"
             )
-        return "structure", {"params": check_fraction("params", args.params)}
-    kind, value = check_target(args.params, args.macs)
+        return "structure", {"params": check_fraction("--params-removed", args.params_removed)}
+    kind, value = check_target(args.params_removed, args.macs)
     return "masks", {kind: value}
 
 
@@ -109,9 +123,10 @@ def run_prune(args: argparse.Namespace) -> dict:
         source=args.checkpoint or args.model,
     )
     if variant == "structure":
-        dense = totals(model, images)
+        dense, original = totals(model, images), build_report(model, images, args.modules)
         sizes = shrink(model, target["params"], args.structure, args.modules, args.scope)
-        report = {**build_report(model, images, args.modules), "dense_model": dense}
+        shrunk = build_report(model, images, args.modules)
+        report = {**against_original(shrunk, original), "dense_model": dense}
         save_shrunk(model, sizes, out, report, meta)
     else:
         if variant == "pattern":

@@ -51,7 +51,10 @@ def check_target(params: float | None, macs: float | str | None) -> tuple[str, f
     otherwise (a ``macs=`` target is checked against the model by :func:`dimap_masks`)."""
     given = {k: v for k, v in (("params", params), ("macs", macs)) if v is not None}
     if len(given) != 1:
-        raise ValueError(f"give exactly one target, params= or macs=; got {sorted(given) or 'none'}")
+        raise ValueError(
+            "give exactly one target, params_removed= (--params-removed) or macs=; "
+            f"got {sorted(given) or 'none'}"
+        )
     ((kind, value),) = given.items()
     return kind, check_fraction(kind, value) if kind == "params" else value
 

@@ -19,6 +19,8 @@ THEORETICAL = (
     "theoretical: zero weights are counted as saved MACs; dense kernels still spend the time on them"
 )
 
+STRUCTURED = "structured: heads and hidden units removed; dense_* are the original model's counts"
+
 
 def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
@@ -74,16 +76,27 @@ def build_report(model: nn.Module, images: Tensor | None = None, modules=MODULES
                 "theoretical_macs": seen * nonzero,
             }
         )
+    return _assembled(THEORETICAL, rows, totals(model, images, tokens))
+
+
+def _assembled(label: str, rows: list[dict], whole: dict) -> dict:
     per_module = {
         m: _sum([r for r in rows if r["module"] == m]) for m in dict.fromkeys(r["module"] for r in rows)
     }
-    return {
-        "label": THEORETICAL,
-        "layers": rows,
-        "modules": per_module,
-        "prunable": _sum(rows),
-        "model": totals(model, images, tokens),
-    }
+    return {"label": label, "layers": rows, "modules": per_module, "prunable": _sum(rows), "model": whole}
+
+
+def against_original(shrunk: dict, original: dict) -> dict:
+    """The report of a structured (shrunk) model, ``shrunk``, whose ``dense_*`` columns hold the original
+    model's counts from its report ``original`` (same layer names), so ``sparsity`` is the share of each
+    layer's weights removed with its heads and units, and ``theoretical_macs`` what it really runs."""
+    before = {r["name"]: r for r in original["layers"]}
+    rows = []
+    for row in shrunk["layers"]:
+        dense, dense_macs_ = before[row["name"]]["dense_params"], before[row["name"]]["dense_macs"]
+        removed = _share(dense - row["nonzero_params"], dense)
+        rows.append({**row, "dense_params": dense, "sparsity": removed, "dense_macs": dense_macs_})
+    return _assembled(STRUCTURED, rows, shrunk["model"])
 
 
 def _sum(rows: list[dict]) -> dict:
