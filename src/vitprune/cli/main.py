@@ -257,7 +257,12 @@ def parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     add_output_arguments(p)
     p.add_argument("--method", choices=("star",), default="star", help="method to calibrate for")
-    p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    p.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="'fashion-mnist', 'fashion-mnist-clutter' (one item on a cluttered 56x56 canvas) "
+        "or an ImageFolder directory (default: %(default)s)",
+    )
     p.add_argument("--split", default="train", help="images are drawn from this split (default: %(default)s)")
     p.add_argument("--n", type=values.positive_int, default=192, help="calibration images (paper: 192)")
     p.add_argument("--seed", type=values.natural, default=0, help="which images are drawn")
@@ -305,7 +310,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="start from these weights (.safetensors, or .pth with weights_only)")
     add_method_arguments(p, weights=False)  # DIMAP: `vitprune prune`, then train its output
     add_output_arguments(p)
-    p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    p.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="'fashion-mnist', 'fashion-mnist-clutter' (one item on a cluttered 56x56 canvas) "
+        "or an ImageFolder directory (default: %(default)s)",
+    )
     add_train_arguments(p)
     p.set_defaults(run=cmd_train)
     return top

@@ -40,7 +40,12 @@ def add_data_arguments(
 ) -> None:
     """Which images are evaluated or counted (and, with ``batch_size``, how they are batched)."""
     g = parser.add_argument_group("data")
-    g.add_argument("--data", default=data, help="'fashion-mnist' or an ImageFolder directory")
+    g.add_argument(
+        "--data",
+        default=data,
+        help="'fashion-mnist', 'fashion-mnist-clutter' (one item on a cluttered 56x56 canvas) "
+        "or an ImageFolder directory (default: %(default)s)",
+    )
     g.add_argument("--split", default="test", help="split (default: %(default)s)")
     if batch_size:
         g.add_argument("--batch-size", type=values.positive_int, default=128, help="(default: %(default)s)")

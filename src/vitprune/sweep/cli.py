@@ -21,7 +21,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``vitprune sweep``; sets ``run=run_sweep`` as the parser's default."""
     add_model_arguments(parser)
     add_output_arguments(parser)
-    parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    parser.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="'fashion-mnist', 'fashion-mnist-clutter' (one item on a cluttered 56x56 canvas) "
+        "or an ImageFolder directory (default: %(default)s)",
+    )
     parser.add_argument("--split", default="test", help="evaluation split (default: %(default)s)")
     parser.add_argument(
         "--methods",

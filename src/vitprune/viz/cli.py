@@ -26,7 +26,12 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_method_arguments(parser, weights=False)
     add_output_arguments(parser)
-    parser.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or an ImageFolder directory")
+    parser.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="'fashion-mnist', 'fashion-mnist-clutter' (one item on a cluttered 56x56 canvas) "
+        "or an ImageFolder directory (default: %(default)s)",
+    )
     parser.add_argument("--split", default="test", help="split the images come from (default: %(default)s)")
     parser.add_argument(
         "--images", type=values.positive_int, default=8, help="the first N images (default: %(default)s)"
