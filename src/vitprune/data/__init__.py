@@ -1,4 +1,5 @@
-"""Datasets and loaders: Fashion-MNIST from local idx files, or any ImageNet-style folder."""
+"""Datasets and loaders: Fashion-MNIST from local idx files (plain, or cluttered canvases), or any
+ImageNet-style folder."""
 
 from __future__ import annotations
 
