@@ -14,6 +14,7 @@ import vitprune
 import vitprune.cli.values as values
 import vitprune.tokens.patch as token_patch
 from vitprune.cli.options import (
+    MODEL_HELP,
     add_data_arguments,
     add_method_arguments,
     add_model_arguments,
@@ -186,8 +187,9 @@ def cmd_calibrate(args) -> dict:
 
 
 def cmd_train(args) -> dict:
-    from vitprune.train.cli import run_train
+    from vitprune.train.cli import resumed_args, run_train
 
+    args = resumed_args(args)  # --resume RUN: the run's own options where not given again
     args.method_config = method_config(args)
     return run_train(args)
 
@@ -226,9 +228,22 @@ def parser() -> argparse.ArgumentParser:
     add_data_arguments(p, data=None, batch_size=False)
     sizes, precisions = values.listed(values.positive_int), values.listed(values.one_of(PRECISIONS))
     p.add_argument("--batch-sizes", type=sizes, default="1,64", help="comma-separated (default: %(default)s)")
-    p.add_argument("--precisions", type=precisions, default="fp32,bf16", help="fp32 and/or bf16 autocast")
-    p.add_argument("--rounds", type=values.positive_int, default=5, help="interleaved rounds; median kept")
-    p.add_argument("--runs", type=values.positive_int, default=3, help="batches timed per round")
+    p.add_argument(
+        "--precisions",
+        type=precisions,
+        default="fp32,bf16" if torch.cuda.is_available() else "fp32",
+        help="fp32 and/or bf16 autocast, comma-separated (default: %(default)s; bf16 only by default on a "
+        "GPU: a CPU without bf16 units runs it about 10x slower)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=values.positive_int,
+        default=5,
+        help="interleaved rounds, each model timed once per round; the median is kept (default: %(default)s)",
+    )
+    p.add_argument(
+        "--runs", type=values.positive_int, default=3, help="batches timed per round (default: %(default)s)"
+    )
     p.add_argument("--threads", type=values.positive_int, help="torch threads (default: torch's choice)")
     p.add_argument(
         "--compile",
@@ -280,14 +295,25 @@ def parser() -> argparse.ArgumentParser:
     from vitprune.viz.cli import add_visualize_arguments
 
     add_sweep_arguments(sub.add_parser("sweep", help="every method at every MACs target vs dense; resumable"))
+    words = "token maps: kept, merged and dropped patches per block"
     add_visualize_arguments(
-        sub.add_parser("visualize", help="token maps: kept, merged and dropped patches per block")
+        sub.add_parser(
+            "visualize",
+            help=words,
+            description=f"Draw {words}, for the first --images images of --data, as one PNG (--out).",
+        )
     )
 
     from vitprune.deploy.cli import add_export_arguments
 
+    words = "the model, token method baked in, as ONNX or a torch.export .pt2"
     add_export_arguments(
-        sub.add_parser("export", help="the model, token method baked in, as ONNX or a torch.export .pt2")
+        sub.add_parser(
+            "export",
+            help=words,
+            description=f"Write {words} (dynamic batch dimension), then run the file on a fresh batch and "
+            "print its largest difference from PyTorch.",
+        )
     )
 
     from vitprune.weights.cli import add_prune_arguments, run_prune
@@ -305,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
         "train", help="train or fine-tune, dense or with a method active (torchrun for many processes)"
     )
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, help="timm model name")
+    g.add_argument("--model", help=MODEL_HELP + " (required unless --resume names a run)")
     g.add_argument("--pretrained", action="store_true", help="start from timm's pretrained weights")
     g.add_argument("--checkpoint", help="start from these weights (.safetensors, or .pth with weights_only)")
     add_method_arguments(p, weights=False)  # DIMAP: `vitprune prune`, then train its output
@@ -317,17 +343,26 @@ def parser() -> argparse.ArgumentParser:
         "or an ImageFolder directory (default: %(default)s)",
     )
     add_train_arguments(p)
-    p.set_defaults(run=cmd_train)
+    p.set_defaults(run=cmd_train, verb_parser=p)
+    for action in sub._choices_actions:  # every verb's --help opens with what it does
+        verb = sub.choices[action.dest]
+        verb.description = verb.description or f"{action.help[0].upper()}{action.help[1:]}."
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv  # `train --resume RUN` tells the options given again from the run's own
     try:
         result = args.run(args)
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"vitprune {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (train has said where its checkpoint is)
+        if args.command != "train":
+            print(f"vitprune {args.command}: interrupted", file=sys.stderr)
+        return 1
     if os.environ.get("RANK", "0") != "0":  # under torchrun every rank ran; one prints
         return 0
     if args.json:

@@ -53,9 +53,16 @@ def add_data_arguments(
     g.add_argument("--limit", type=values.positive_int, help="only the first N images")
 
 
+MODEL_HELP = (
+    "the model: a timm name (--pretrained for timm's weights), a vitprune zoo name "
+    f"({', '.join(zoo.names())}), hf:PATH (a Hugging Face save_pretrained directory), or, with "
+    "--checkpoint DIR, a `vitprune prune --structure` output, which carries its own architecture"
+)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("--model", default="deit_small_patch16_224", help="timm model name (default: %(default)s)")
+    g.add_argument("--model", default="deit_small_patch16_224", help=MODEL_HELP + " (default: %(default)s)")
     g.add_argument(
         "--pretrained", action="store_true", help="load timm's pretrained weights (needs them cached)"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from torch import nn
 
 import vitprune.cli.values as values
 import vitprune.train.distributed as distributed
+import vitprune.train.recorded as recorded
 import vitprune.zoo as zoo
 from vitprune.api import apply
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
@@ -35,8 +37,25 @@ FASHION_MNIST_CLASSES = 10
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vitprune train`` options to ``parser``."""
     add = parser.add_argument
-    add("--out", required=True, metavar="DIR", help="output directory for checkpoints (last/, best/)")
-    add("--resume", metavar="DIR", help="continue from a checkpoint or an earlier --out directory")
+    add(
+        "--out",
+        metavar="DIR",
+        help="output directory for checkpoints (last/, best/) and the run's options (train.json); "
+        "required unless --resume names a run",
+    )
+    add(
+        "--resume",
+        metavar="RUN",
+        help="continue a run exactly from its last complete checkpoint: RUN is its --out directory (or a "
+        "checkpoint in it); every option not given again is the run's own (train.json), and options that "
+        "would change the result (epochs, lr, data, model, ...) are refused",
+    )
+    add(
+        "--limit",
+        type=values.positive_int,
+        help="train on the first N training images and evaluate on the first N test images (a quick "
+        "trial; default: all)",
+    )
     add("--epochs", type=values.positive_int, default=10)
     add("--batch-size", type=values.positive_int, default=128, help="per process")
     add("--lr", type=values.positive, default=5e-4, help="peak learning rate (AdamW)")
@@ -129,6 +148,20 @@ def parse_kwargs(pairs: list[str]) -> dict:
     return kwargs
 
 
+def resumed_args(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` completed from the run ``--resume`` names (the options it recorded, where not given
+    again; changes that would make it inexact refused); then ``--model`` and ``--out`` must be known."""
+    if args.resume:
+        args = recorded.resumed(args, recorded.given_options(args.verb_parser, args.argv[1:]))
+    missing = [f"--{name}" for name in ("model", "out") if not getattr(args, name)]
+    if missing:
+        raise ValueError(
+            f"{' and '.join(missing)} required (or --resume RUN, a run that recorded its options "
+            "in train.json)"
+        )
+    return args
+
+
 def run_train(args: argparse.Namespace) -> dict:
     """Build the model (and teacher), train it with :func:`vitprune.train.fit`, return a summary.
 
@@ -180,10 +213,11 @@ def run_train(args: argparse.Namespace) -> dict:
             build_dataset(args.data, "test", model),
         )
         rank, world = distributed.rank(), distributed.world_size()
+        n_train, n_test = (min(args.limit or len(s), len(s)) for s in (train_set, test_set))
         train_loader = build_loader(
             train_set,
             args.batch_size,
-            train_sampler(len(train_set), args.seed, rank, world),
+            train_sampler(n_train, args.seed, rank, world),
             augment=isinstance(train_set, TensorImageDataset),
             drop_last=True,
             seed=args.seed,
@@ -191,8 +225,10 @@ def run_train(args: argparse.Namespace) -> dict:
             workers=args.workers,
         )
         eval_loader = build_loader(
-            test_set, args.batch_size, ShardSampler(len(test_set), rank, world), workers=args.workers
+            test_set, args.batch_size, ShardSampler(n_test, rank, world), workers=args.workers
         )
+        if distributed.is_main():
+            recorded.record(args, args.out)
         result = fit(
             model,
             train_loader,
@@ -206,6 +242,7 @@ def run_train(args: argparse.Namespace) -> dict:
             progress=not getattr(args, "json", False),
             objective=_sait_objective(args, model, config),
             after_step=_mask_keeper(args, model),
+            log=_to_stderr,
         )
         return {
             "out": str(Path(args.out)),
@@ -220,6 +257,11 @@ def run_train(args: argparse.Namespace) -> dict:
         }
     finally:
         distributed.cleanup()
+
+
+def _to_stderr(line: str) -> None:
+    """Training's log lines go to stderr: stdout holds the summary (JSON with --json) only."""
+    print(line, file=sys.stderr)
 
 
 def _mask_keeper(args: argparse.Namespace, model: nn.Module):
