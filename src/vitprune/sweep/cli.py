@@ -9,6 +9,7 @@ import torch
 import vitprune.cli.values as values
 from vitprune.cli.options import add_model_arguments, add_output_arguments, model_kwargs
 from vitprune.data import build_dataset
+from vitprune.measure.shards import join, rank_and_world
 from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
 from vitprune.sweep.files import flat_rows
@@ -59,6 +60,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sweep(args: argparse.Namespace) -> dict:
     """Build the model and data the options name, run the sweep, write every report."""
+    join()  # under torchrun each rank evaluates its share of the images; rank 0 times and writes
     if args.threads:
         torch.set_num_threads(args.threads)
     kwargs = model_kwargs(args.model_kwargs)
@@ -82,4 +84,6 @@ def run_sweep(args: argparse.Namespace) -> dict:
     )
     dataset = build_dataset(args.data, args.split, dense)
     payload = sweep(dense, dataset, settings, args.out, resume=args.resume, progress=not args.json)
+    if rank_and_world()[0] != 0:
+        return {}
     return {**write_reports(args.out, payload), "rows": flat_rows(payload)}

@@ -15,7 +15,7 @@ LATENCY_RUNS = 10  # batch-1 forwards timed per round
 def accuracy_and_macs(model: nn.Module, loader) -> dict:
     """Top-1/top-5 over ``loader`` and the mean GMACs of exactly those images, useful and executed (an
     input-adaptive method's padding included), and the useful fraction of the dense model's, from one pass."""
-    return evaluate_macs(model, loader, progress=False)
+    return evaluate_macs(model, loader, progress=False, combine=True)  # torchrun: counts summed over ranks
 
 
 def speed(model: nn.Module, dense: nn.Module, batch: int) -> dict:

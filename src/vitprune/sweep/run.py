@@ -27,7 +27,9 @@ import vitprune.sweep.measure as measure
 import vitprune.tokens.patch as token_patch
 import vitprune.zoo as zoo
 from vitprune.data.batched import build_loader
+from vitprune.measure.shards import my_share, rank_and_world
 from vitprune.methods import REGISTRY
+from vitprune.models.load import loaded_name
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
 
@@ -153,7 +155,7 @@ def run_cell(dense: nn.Module, method: str, target: float, loader, settings: Swe
             return {**row, "status": "unreachable", "error": str(err)}
         row["setting"] = measure.setting(model.vitprune.method)
     row.update(status="ok", **measure.accuracy_and_macs(model, loader))
-    if settings.speed:
+    if settings.speed and rank_and_world()[0] == 0:  # under torchrun, rank 0 alone times
         row["speed"] = measure.speed(model, dense, settings.batch)
     return row
 
@@ -181,7 +183,7 @@ def sweep(
     extra = [key for key in done if key not in cells]  # kept from an earlier, wider grid
     payload = {
         "benchmark": "sweep",
-        "model": settings.model,
+        "model": loaded_name(settings.model, settings.checkpoint),
         "data": settings.data,
         "command": settings.command(out),
         "settings": asdict(settings),
@@ -190,9 +192,11 @@ def sweep(
         "rows": [],
     }
     n = min(settings.limit or len(dataset), len(dataset))
-    loader = build_loader(dataset, settings.eval_batch, sampler=range(n))
+    loader = build_loader(dataset, settings.eval_batch, sampler=my_share(n))  # torchrun: this rank's share
+    main = rank_and_world()[0] == 0  # the rank that writes
     dense.eval()
-    bar = tqdm(total=len(cells), initial=sum(key in done for key in cells), disable=not progress, unit="cell")
+    initial = sum(key in done for key in cells)
+    bar = tqdm(total=len(cells), initial=initial, disable=not (progress and main), unit="cell")
     with bar:
         for method, target in cells:
             if (method, target) in done:
@@ -200,10 +204,12 @@ def sweep(
             bar.set_postfix_str(f"{method} @ {target:g}")
             done[(method, target)] = run_cell(dense, method, target, loader, settings)
             payload["rows"] = [done[key] for key in cells + extra if key in done]
-            write_payload(out, payload)
+            if main:
+                write_payload(out, payload)
             bar.update()
     payload["rows"] = [done[key] for key in cells + extra if key in done]
-    write_payload(out, payload)  # also when every cell was already done: notes and settings refreshed
+    if main:  # also when every cell was already done: notes and settings refreshed
+        write_payload(out, payload)
     return payload
 
 
