@@ -47,10 +47,14 @@ def test_structured_report_compares_with_the_original_model(pruned):
     assert report["prunable"]["dense_params"] == sum(r["dense_params"] for r in report["layers"])
 
 
-@pytest.mark.parametrize("verb", ["eval", "macs"])
-def test_the_pruned_model_is_named_not_the_model_default(capsys, pruned, verb):
+@pytest.mark.parametrize("verb", ["eval", "macs", "visualize"])
+def test_the_pruned_model_is_named_not_the_model_default(capsys, pruned, verb, tmp_path):
     out, data = pruned
-    extra = ["--data", data] if verb == "eval" else []
+    extra = {
+        "eval": ["--data", data],
+        "macs": [],
+        "visualize": ["--data", data, "--method", "tome", "--images", "2", "--out", tmp_path / "maps.png"],
+    }[verb]
     result, _ = _json(capsys, verb, "--checkpoint", out, *extra, "--json")  # no --model: its default
     assert result["model"] == f"{out} (pruned from vit_tiny_patch16_224)"
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 
 import vitprune.cli.values as values
-from vitprune.cli.options import add_method_arguments, add_model_arguments, add_output_arguments, build_model
+from vitprune.cli.options import (
+    add_method_arguments,
+    add_model_arguments,
+    add_output_arguments,
+    build_model,
+    model_name,
+)
 from vitprune.data.transforms import resolve_input_size
 from vitprune.deploy.export import FORMATS, export_model, run_exported
 
@@ -37,7 +43,7 @@ def run_export(args) -> dict:
     with torch.no_grad():
         difference = (run_exported(path, check) - model(check)).abs().max().item()
     return {
-        "model": args.model,
+        "model": model_name(args),
         "method": args.method,
         "format": args.format,
         "path": str(path),

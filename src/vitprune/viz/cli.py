@@ -15,6 +15,7 @@ from vitprune.cli.options import (
     add_output_arguments,
     build_model,
     method_config,
+    model_name,
 )
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
 from vitprune.data.fashion_mnist import CLASSES
@@ -60,11 +61,11 @@ def run_visualize(args: argparse.Namespace) -> dict:
     vitprune.apply(model, args.method, trace_source=True, **zoo.resolve(config))
     inputs, names = first_images(args.data, args.split, model, args.images)
     details = ", ".join(f"{k}={v}" for k, v in config.items() if k != "prior")
-    title = f"{args.model} · {args.method}" + (f" ({details})" if details else "")
+    title = f"{model_name(args)} · {args.method}" + (f" ({details})" if details else "")
     path, maps = save_token_maps(model, inputs, args.out, names, title)
     return {
         "out": str(path),
-        "model": args.model,
+        "model": model_name(args),
         "method": args.method,
         "images": len(inputs),
         "layers": [m.layer for m in maps.layers[1:]],
