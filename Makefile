@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench setup fuzz
+.PHONY: demo test test-portable lint bench setup fuzz
 
 setup: $(STAMP) $(FMNIST)
 
@@ -28,6 +28,19 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The tests that compare floats across execution paths (compiled, exported, ONNX, reference
+# re-computations, equivalence, families, MACs against a counter), run on ATen's AVX2 and baseline
+# kernels whatever this CPU has, so one machine proves them portable to the other kinds. Inductor's
+# C++ does not build on the baseline kernels: those tests skip there, with the reason.
+FLOAT_TESTS := tests/test_deploy.py tests/test_equivalence.py tests/test_reference_conventions.py \
+	tests/test_families.py tests/test_macs.py tests/test_batch_invariance.py tests/test_ppt.py \
+	tests/test_star.py tests/test_sait.py tests/test_tokens.py tests/test_lrp.py tests/test_grid.py \
+	tests/test_fuzz_methods.py tests/test_fuzz_regressions.py
+
+test-portable: setup
+	ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest $(FLOAT_TESTS)
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -rs $(FLOAT_TESTS)
 
 lint: setup
 	$(BIN)/ruff check .

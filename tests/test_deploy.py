@@ -56,6 +56,7 @@ def _counting_inductor(graphs: list):
 
 @pytest.mark.parametrize("method", sorted(FIXED))
 def test_fixed_schedules_compile_whole_and_once(method):
+@pytest.mark.inductor
     model, graphs = _model(method), []
     compiled = torch.compile(model, fullgraph=True, backend=_counting_inductor(graphs))
     for seed in (0, 1):  # same shape, new data: no second graph
@@ -70,6 +71,7 @@ def test_fixed_schedules_compile_whole_and_once(method):
 
 def test_cpp_wrapper_compiles_the_same_outputs():
     """Inductor's C++ wrapper (``bench --compile --cpp-wrapper``, deploy.py's compiled-cpp mode)."""
+@pytest.mark.inductor
     model = _model("tome")
     compiled = torch.compile(model, fullgraph=True, options={"cpp_wrapper": True})
     x = _images(0)
@@ -117,6 +119,7 @@ def _contrasting_images(seed: int) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     "method, config",
+@pytest.mark.inductor
     [
         ("star", {"alpha": 1.0, "rates": [0.6, 0.7, 0.8], "adaptive": True}),
         ("sait", {"mode": "mass", "mass": 0.6}),
