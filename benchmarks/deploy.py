@@ -12,8 +12,11 @@ and ToMe at r=0 shows what the patching alone costs. For each (batch size, mode)
 timed interleaved (median of 9 rounds, each sample at least 0.25 s of batches); compiled models use
 ``torch.compile(fullgraph=True)``, one compile per model and batch size; mode ``compiled-cpp`` adds
 Inductor's C++ wrapper (``options={"cpp_wrapper": True}``), which calls the kernels from C++ rather
-than Python. Rows give ms per batch, images/s, the speedup against dense in the same mode, and
-efficiency = speedup / MACs ratio (1.0: every MAC saved turned into speed).
+than Python. Rows give ms per batch, images/s, the speedup against dense in the same mode,
+efficiency = speedup / MACs ratio (1.0: every MAC saved turned into speed), and ``vs_resize``: the
+method's speed as a fraction of the ``resize`` baseline's at its MACs (the dense model on the input
+resized to the nearest patch grid: the limit a token method can reach there), timed in the same
+rounds; the baselines ``resize``, ``random`` and ``topk`` (0.6x) are rows of their own.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ import torch
 from common import notes, save_results
 
 import vitprune
+import vitprune.tokens.patch as token_patch
 from vitprune.data.transforms import resolve_input_size
 from vitprune.measure import macs
 from vitprune.measure.bench import compare
 from vitprune.methods.star import STAR
 from vitprune.methods.target import bisect, method_macs
 from vitprune.models.load import load_model
+from vitprune.sweep.yardstick import resize_twin
 from vitprune.vit import describe
 
 TARGET = 0.6
@@ -63,7 +68,32 @@ def configs(model, name: str) -> dict[str, tuple[str, dict]]:
         "evit": ("evit", {"macs": TARGET}),
         **ppt,
         "star": ("star", {"alpha": 1.0, "rates": [star_rate(model)] * len(model.blocks)}),
+        "resize": ("resize", {"macs": TARGET}),
+        "random": ("random", {"macs": TARGET}),
+        "topk": ("topk", {"macs": TARGET}),
     }
+
+
+def add_resize_twins(nets: dict[str, torch.nn.Module]) -> dict[str, str]:
+    """For every token method in ``nets``, the label of the ``resize`` baseline at its MACs (the
+    nearest patch grid), added to ``nets`` when no net of that grid is there yet: the speed limit each
+    method is read against (``vs_resize``), timed interleaved with it."""
+    by_grid = {m.vitprune.method.size: label for label, m in nets.items() if _method(m) == "resize"}
+    twins = {}
+    for label, model in list(nets.items()):
+        twin = resize_twin(nets["dense"], model) if label != "r0" else None
+        if twin is None:
+            continue
+        size = twin.vitprune.method.size
+        if size not in by_grid:
+            by_grid[size] = f"resize-{size[0]}x{size[1]}"
+            nets[by_grid[size]] = twin
+        twins[label] = by_grid[size]
+    return twins
+
+
+def _method(model: torch.nn.Module) -> str | None:
+    return model.vitprune.method.name if token_patch.is_patched(model) else None
 
 
 def build_nets(name: str, only: list[str] | None = None) -> dict[str, torch.nn.Module]:
@@ -88,6 +118,48 @@ def runs_for(dense, batch: int, x: torch.Tensor, sample_s: float = SAMPLE_S) -> 
     return min(200, max(2, math.ceil(sample_s * 3 / (time.perf_counter() - start))))
 
 
+def step_rows(
+    nets, twins, gmacs, batch: int, mode: str, rounds: int, sample_s: float = SAMPLE_S
+) -> list[dict]:
+    """One (batch size, mode) step: every net timed interleaved (compiled first for a compiled mode),
+    one row each with its speedup against dense and, for a token method, ``vs_resize``."""
+    x = torch.rand(batch, *resolve_input_size(nets["dense"]))
+    timed, compile_s = nets, {}
+    if mode in COMPILE_OPTIONS:
+        torch._dynamo.reset()
+        options = COMPILE_OPTIONS[mode]
+        timed = {
+            label: torch.compile(m, fullgraph=True, dynamic=False, options=options)
+            for label, m in nets.items()
+        }
+        for label, m in timed.items():
+            start = time.perf_counter()
+            with torch.inference_mode():
+                m(x)
+            compile_s[label] = time.perf_counter() - start
+    ips = compare(timed, batch, rounds=rounds, runs=runs_for(timed["dense"], batch, x, sample_s))
+    rows = []
+    for label, value in ips.items():
+        ratio = gmacs["dense"] / gmacs[label]
+        row = {
+            "model": label,
+            "mode": mode,
+            "batch_size": batch,
+            "ms_per_batch": 1000 * batch / value,
+            "images_per_s": value,
+            "speedup": value / ips["dense"],
+            "macs_ratio": ratio,
+            "efficiency": value / ips["dense"] / ratio,
+            "gmacs": gmacs[label],
+        }
+        if label in twins:  # speed as a fraction of the dense model on a smaller input, same MACs
+            row["vs_resize"] = value / ips[twins[label]]
+        if compile_s:
+            row["compile_s"] = compile_s[label]
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True, help="results/<name>.json")
@@ -103,40 +175,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     nets = build_nets(args.model, args.methods.split(",") if args.methods else None)
+    twins = add_resize_twins(nets)
     x = torch.rand(8, *resolve_input_size(nets["dense"]))
     gmacs = {label: macs(m, x).mean / 1e9 for label, m in nets.items()}
     rows = []
     for batch in map(int, args.batch_sizes.split(",")):
         for mode in args.modes.split(","):
-            timed, compile_s = nets, {}
-            if mode in COMPILE_OPTIONS:
-                torch._dynamo.reset()
-                options = COMPILE_OPTIONS[mode]
-                timed = {
-                    label: torch.compile(m, fullgraph=True, dynamic=False, options=options)
-                    for label, m in nets.items()
-                }
-                for label, m in timed.items():
-                    start = time.perf_counter()
-                    with torch.inference_mode():
-                        m(torch.rand(batch, *x.shape[1:]))
-                    compile_s[label] = time.perf_counter() - start
-            ips = compare(timed, batch, rounds=args.rounds, runs=runs_for(timed["dense"], batch, x))
-            for label, value in ips.items():
-                ratio = gmacs["dense"] / gmacs[label]
-                row = {
-                    "model": label,
-                    "mode": mode,
-                    "batch_size": batch,
-                    "ms_per_batch": 1000 * batch / value,
-                    "images_per_s": value,
-                    "speedup": value / ips["dense"],
-                    "macs_ratio": ratio,
-                    "efficiency": value / ips["dense"] / ratio,
-                    "gmacs": gmacs[label],
-                }
-                if compile_s:
-                    row["compile_s"] = compile_s[label]
+            for row in step_rows(nets, twins, gmacs, batch, mode, args.rounds):
                 rows.append(row)
                 print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     print(save_results(args.name, args.model, rows, threads=args.threads, **notes(args.notes)))

@@ -44,8 +44,9 @@ def x():
     return torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
 
 
-def test_methods_lists_all_six():
-    assert list(vitprune.methods()) == ["dimap", "evit", "ppt", "sait", "star", "tome"]
+def test_methods_lists_every_method_and_baseline():
+    expected = ["dimap", "evit", "ppt", "random", "resize", "sait", "star", "tome", "topk"]
+    assert list(vitprune.methods()) == expected
 
 
 def test_apply_dimap_masks_returns_the_pruned_model(dense, x):

@@ -35,15 +35,20 @@ def test_macs_target_flag(capsys):
     assert code == 0 and json.loads(out)["ratio"] == pytest.approx(0.7, abs=0.03)
 
 
-def test_bench_reports_dense_and_method(capsys):
+def test_bench_reports_dense_method_and_resize_at_its_macs(capsys):
     argv = ["bench", *TINY, "--method", "tome", "-p", "r=2", "--batch-sizes", "1,2", "--precisions", "fp32"]
     code, out, _ = run(capsys, *argv, "--rounds", "1", "--runs", "1", "--json")
     rows = json.loads(out)["rows"]
     assert code == 0
     assert {(r["model"], r["batch_size"]) for r in rows} == {
-        (m, b) for m in ("dense", "tome") for b in (1, 2)
+        (m, b) for m in ("dense", "tome", "resize") for b in (1, 2)
     }
     assert all(r["images_per_s"] > 0 for r in rows)
+    for row in rows:  # the method's speed as a fraction of the dense model on a smaller input, same run
+        resize = next(r for r in rows if r["model"] == "resize" and r["batch_size"] == row["batch_size"])
+        assert row["vs_resize"] == pytest.approx(row["images_per_s"] / resize["images_per_s"])
+    tome, resize = (next(r for r in rows if r["model"] == m) for m in ("tome", "resize"))
+    assert resize["gmacs"] < rows[0]["gmacs"] and resize["gmacs"] == pytest.approx(tome["gmacs"], rel=0.25)
 
 
 def test_bench_cpp_wrapper_needs_compile(capsys):

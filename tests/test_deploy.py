@@ -17,6 +17,8 @@ FIXED = {
     "ppt": {"r": 8, "layers": [1]},  # the threshold is chosen per test so the batch mixes both branches
     "star": {"alpha": 1.0, "rates": [0.9, 0.7, 0.8]},
     "sait": {"keep": 0.5, "layer": 1},
+    "resize": {"macs": 0.5},  # the input resized inside the model's own forward
+    "random": {"keep": 0.5, "layers": [1]},  # per-image keys hashed from the pixels, int64 scores
 }
 
 

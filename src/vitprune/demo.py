@@ -39,6 +39,7 @@ from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.measure.evaluate import evaluate
 from vitprune.sweep.files import COLUMNS, flat_rows
 from vitprune.sweep.run import SweepSettings, machine, method_config, sweep, write_reports
+from vitprune.sweep.yardstick import RESIZE, VERSUS, points_vs_resize
 from vitprune.viz.api import save_token_maps
 from vitprune.weights.counting import example_images
 from vitprune.weights.dimap import apply_masks, dimap_masks
@@ -49,6 +50,7 @@ SMALL = "fmnist-vit"  # the second table: 49 patches, where pruning one costs mo
 SAIT = "fmnist-vit-sait"
 SWIN = "fmnist-swin"
 METHODS = ("tome", "evit", "ppt", "star", "sait")
+BASELINES = ("resize", "random", "topk")  # yardsticks: a smaller input, random tokens, top-K (no fusion)
 TARGETS = (0.8, 0.65, 0.5)
 DIMAP_FRACTIONS = (0.3, 0.5)  # of the prunable weights (qkv, proj, fc1, fc2), removed
 STAR_IMAGES = 32  # the paper calibrates on 192; a few are enough for a demo and take seconds
@@ -73,6 +75,8 @@ def token_maps(dense: nn.Module, settings: SweepSettings, target: float, out: Pa
     names = [f"#{i} {CLASSES[int(test.labels[i])]}" for i in range(MAP_IMAGES)]
     paths = []
     for method in settings.methods:
+        if method == RESIZE:  # every patch of a smaller grid is kept: no token map to draw
+            continue
         config = method_config(method, settings)
         model = vitprune.apply(copy.deepcopy(dense), method, macs=target, trace_source=True, **config)
         title = f"{settings.model} · {method} at {target:g}× dense MACs"
@@ -83,7 +87,7 @@ def token_maps(dense: nn.Module, settings: SweepSettings, target: float, out: Pa
 def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS) -> None:
     """Sweep, tables, plots and token maps of ``dense`` (called ``name``) into ``out``; print them."""
     out.mkdir(parents=True, exist_ok=True)
-    methods = [m for m in METHODS if m in vitprune.methods()]
+    methods = [m for m in METHODS + BASELINES if m in vitprune.methods()]
     settings = SweepSettings(
         model=name,
         methods=methods,
@@ -104,6 +108,10 @@ def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS
         f"speedup (latency_speedup), each against dense timed interleaved in the same run.\n"
     )
     print(table(flat_rows(payload), SHOWN))
+    versus = points_vs_resize(flat_rows(payload))
+    if versus:
+        print(f"\n{VERSUS}\n")
+        print(table(versus))
     print(f"\nplots: {', '.join(reports['plots'])}")
     print(
         f"token maps ({MAP_IMAGES} test images, at {min(targets):g}× dense MACs): {', '.join(map(str, maps))}"

@@ -41,6 +41,7 @@ class VitSpec:
     embed_macs: int  # patch embedding, one image
     head_macs: int  # classifier head(s) and an attention pool's per-image part, one image
     blocks: tuple[BlockSpec, ...]
+    grid: tuple[int, int]  # patches per column and per row at this input size
 
     @property
     def num_tokens(self) -> int:
@@ -81,4 +82,5 @@ def describe(model: nn.Module, img_size: tuple[int, int] | int | None = None) ->
         embed_macs=embed,
         head_macs=family.head_macs(model),
         blocks=blocks,
+        grid=(gh, gw),
     )

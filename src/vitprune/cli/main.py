@@ -93,6 +93,7 @@ def _bench_models(args) -> dict:
     architecture it was pruned from: speed and MACs do not depend on the weights), the pruned model,
     and the model with ``--method``."""
     from vitprune.models.saved import shrunk_directory, stock_model
+    from vitprune.sweep.yardstick import resize_twin
 
     model = build_model(args)
     plain = vitprune.remove(build_model(args, with_method=False))  # DIMAP is not removable
@@ -100,6 +101,10 @@ def _bench_models(args) -> dict:
     models = {"dense": plain} if shrunk is None else {"dense": stock_model(shrunk).eval(), "pruned": plain}
     if args.method:
         models[args.method] = model
+        # the yardstick: the dense model on a smaller input at the method's MACs, timed in the same run
+        twin = None if shrunk else resize_twin(plain, model, args.macs)
+        if twin is not None:
+            models["resize"] = twin
     return models
 
 
@@ -127,12 +132,13 @@ def _timed(models: dict, args) -> list[dict]:
 
 def cmd_bench(args) -> dict:
     from vitprune.measure.verdict import break_even
+    from vitprune.sweep.yardstick import speed_vs_resize
 
     if args.cpp_wrapper and not args.compile:
         raise ValueError("--cpp-wrapper is a torch.compile option: add --compile")
     models = _bench_models(args)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    rows = _timed(models, args)
+    rows = speed_vs_resize(_timed(models, args))
     reports = {}
     for row in rows:
         key = (row["model"], row["batch_size"])
@@ -222,7 +228,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_macs)
 
-    p = sub.add_parser("bench", help="throughput and latency against the dense model, measured in one run")
+    p = sub.add_parser(
+        "bench",
+        help="throughput and latency against the dense model, measured in one run; a token method is also "
+        "timed against resize (the dense model on a smaller input) at its MACs: vs_resize, its speed as "
+        "a fraction of that limit",
+    )
     for add in (add_model_arguments, add_method_arguments, add_output_arguments):
         add(p)
     add_data_arguments(p, data=None, batch_size=False)

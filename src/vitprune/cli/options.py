@@ -81,7 +81,12 @@ def add_method_arguments(parser: argparse.ArgumentParser, weights: bool = True) 
     """``--method``, ``-p`` and ``--macs``; ``weights=False`` offers token methods only."""
     names = sorted(vitprune.methods()) if weights else sorted(REGISTRY)
     g = parser.add_argument_group("method")
-    g.add_argument("--method", choices=names, help="method to apply (default: none)")
+    g.add_argument(
+        "--method",
+        choices=names,
+        help="method to apply; resize, random and topk are baselines (a smaller input, random tokens, "
+        "top-K without fusion) that take -p/--macs like the methods (default: none)",
+    )
     g.add_argument(
         "-p",
         "--param",

@@ -18,10 +18,16 @@ def block_macs(block: BlockSpec, n_attn: int | float, n_mlp: int | float) -> flo
     return n_attn * block.attn_linear + 2 * n_attn * n_attn * block.attn_dim + n_mlp * block.mlp_linear
 
 
+def embed_macs(spec: VitSpec, n_first: int | float):
+    """MACs of the patch embedding for ``n_first`` tokens entering the first block: the patches the
+    model really embedded (fewer than ``spec``'s when its input was resized to a smaller grid)."""
+    return spec.embed_macs // spec.num_patches * (n_first - spec.num_prefix)
+
+
 def schedule_macs(spec: VitSpec, counts: Sequence[tuple[int, int]]) -> float:
     """MACs of one image whose tokens follow ``counts`` (attention, MLP) per block."""
     blocks = sum(block_macs(b, n, m) for b, (n, m) in zip(spec.blocks, counts, strict=True))
-    return spec.embed_macs + blocks + spec.head_macs
+    return embed_macs(spec, counts[0][0]) + blocks + spec.head_macs
 
 
 def dense_schedule(spec: VitSpec) -> list[tuple[int, int]]:

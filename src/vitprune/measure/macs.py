@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import vitprune.tokens.patch as token_patch
-from vitprune.measure.formula import block_macs, dense_macs
+from vitprune.measure.formula import block_macs, dense_macs, embed_macs
 from vitprune.vit import UnsupportedModelError, check_supported, describe
 
 
@@ -68,7 +68,7 @@ class Meter:
         except UnsupportedModelError:
             return _counted(self.model, self.shapes)
         spec = describe(self.model, tuple(self.shapes[0][-2:]))
-        useful, executed = [], []
+        useful, executed, embedded = [], [], []
         for i, shape in enumerate(self.shapes):
             if self.counts is None:
                 n = torch.full((shape[0],), spec.num_tokens)
@@ -77,8 +77,9 @@ class Meter:
                 counts = self.counts[i * spec.depth : (i + 1) * spec.depth]
             useful.append(_block_macs(spec, counts, padded=False))
             executed.append(_block_macs(spec, counts, padded=True))
+            embedded.append(embed_macs(spec, counts[0].attention.double().cpu()))
         per_block = torch.cat(useful, dim=1)
-        base = spec.embed_macs + spec.head_macs
+        base = torch.cat(embedded) + spec.head_macs  # the patches really embedded (a resized input: fewer)
         return MacsReport(
             per_image=base + per_block.sum(0),
             dense=dense_macs(spec),
@@ -109,7 +110,10 @@ def metered(model: nn.Module) -> Iterator[Meter]:
         meter.report().mean
     """
     meter = Meter(model)
-    handle = model.register_forward_pre_hook(lambda _m, args: meter.shapes.append(args[0].shape))
+    # prepend: the input as given, before a method's own hook resizes it (the resize baseline)
+    handle = model.register_forward_pre_hook(
+        lambda _m, args: meter.shapes.append(args[0].shape), prepend=True
+    )
     recording = model.vitprune.recording() if token_patch.is_patched(model) else nullcontext()
     try:
         with recording as counts:

@@ -1,6 +1,18 @@
 """Token methods; importing this package registers each one."""
 
-from vitprune.methods import evit, ppt, sait, star, tome
-from vitprune.methods.base import REGISTRY, TokenMethod
+from vitprune.methods import evit, ppt, random_tokens, resize, sait, star, tome, topk
+from vitprune.methods.base import BASELINES, REGISTRY, TokenMethod
 
-__all__ = ["REGISTRY", "TokenMethod", "evit", "ppt", "sait", "star", "tome"]
+__all__ = [
+    "BASELINES",
+    "REGISTRY",
+    "TokenMethod",
+    "evit",
+    "ppt",
+    "random_tokens",
+    "resize",
+    "sait",
+    "star",
+    "tome",
+    "topk",
+]

@@ -63,13 +63,17 @@ class TokenMethod(ABC):
 
 Builder = Callable[..., TokenMethod]
 REGISTRY: dict[str, tuple[Builder, str]] = {}
+# Yardsticks rather than methods (a smaller input, random tokens, top-K): plots and tables set them apart.
+BASELINES: set[str] = set()
 
 
-def register(name: str, summary: str):
+def register(name: str, summary: str, baseline: bool = False):
     """Decorator: ``builder(spec, **config) -> TokenMethod`` becomes available as ``name``."""
 
     def wrap(builder: Builder) -> Builder:
         REGISTRY[name] = (builder, summary)
+        if baseline:
+            BASELINES.add(name)
         return builder
 
     return wrap

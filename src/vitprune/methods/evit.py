@@ -25,9 +25,9 @@ def default_layers(depth: int) -> tuple[int, ...]:
     return tuple(sorted({min(round(depth * i / 4), depth - 1) for i in (1, 2, 3)}))
 
 
-def _check_rate(value: object) -> float:
+def _check_rate(value: object, method: str = "evit") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ValueError(f"evit: keep={value!r} is invalid; allowed: a rate in (0, 1]")
+        raise ValueError(f"{method}: keep={value!r} is invalid; allowed: a rate in (0, 1]")
     return float(value)
 
 
@@ -59,32 +59,40 @@ class EViT(TokenMethod):
         return counts
 
 
-def _rates(keep: float | Sequence[float], layers: Sequence[int], depth: int) -> dict[int, float]:
+def _rates(
+    keep: float | Sequence[float], layers: Sequence[int], depth: int, method: str = "evit"
+) -> dict[int, float]:
     layers = [check_layer(v, depth) for v in layers]
     if isinstance(keep, list | tuple):
         if len(keep) != len(layers):
-            raise ValueError(f"evit: {len(keep)} keep rates for {len(layers)} layers {list(layers)}")
-        return {layer: _check_rate(k) for layer, k in zip(layers, keep, strict=True)}
-    return {layer: _check_rate(keep) for layer in layers}
+            raise ValueError(f"{method}: {len(keep)} keep rates for {len(layers)} layers {list(layers)}")
+        return {layer: _check_rate(k, method) for layer, k in zip(layers, keep, strict=True)}
+    return {layer: _check_rate(keep, method) for layer in layers}
+
+
+def solve_rates(method: str, spec: VitSpec, config: dict, fuse: bool) -> dict[int, float]:
+    """Keep rate per listed block from ``keep=`` and ``layers=``, or solved for ``macs=`` (one rate for
+    every listed block); EViT's, and its baselines' (``topk``, ``random``: ``fuse=False``)."""
+    layers = tuple(config.get("layers", default_layers(spec.depth)))
+    if config.get("macs") is None:
+        return _rates(config.get("keep", 1.0), layers, spec.depth, method)
+    target = parse_macs_target(config["macs"], spec)
+    _rates(1.0, layers, spec.depth, method)
+
+    def cost(rate: float) -> float:
+        return method_macs(EViT({layer: rate for layer in layers}, fuse), spec)
+
+    if not cost(1e-6) * 0.98 <= target:
+        raise reach_error(f"{method} at layers {list(layers)}", config["macs"], target, cost(1e-6), spec)
+    rate = bisect(cost, 1e-6, 1.0, target)
+    if cost(rate) >= cost(1.0):  # keeping all but one and fusing that one saves nothing: keep all
+        rate = 1.0
+    return dict.fromkeys(layers, rate)
 
 
 @register(EViT.name, EViT.summary)
 def build(spec: VitSpec, **config) -> EViT:
     check_options("evit", config, ("keep", "layers", "fuse", "macs"), knob="keep")
     require_class_token("evit", spec)
-    layers = tuple(config.get("layers", default_layers(spec.depth)))
     fuse = bool(config.get("fuse", True))
-    if config.get("macs") is not None:
-        target = parse_macs_target(config["macs"], spec)
-        _rates(1.0, layers, spec.depth)
-
-        def cost(rate: float) -> float:
-            return method_macs(EViT({layer: rate for layer in layers}, fuse), spec)
-
-        if not cost(1e-6) * 0.98 <= target:
-            raise reach_error(f"evit at layers {list(layers)}", config["macs"], target, cost(1e-6), spec)
-        rate = bisect(cost, 1e-6, 1.0, target)
-        if cost(rate) >= cost(1.0):  # keeping all but one and fusing that one saves nothing: keep all
-            rate = 1.0
-        return EViT(dict.fromkeys(layers, rate), fuse)
-    return EViT(_rates(config.get("keep", 1.0), layers, spec.depth), fuse)
+    return EViT(solve_rates("evit", spec, config, fuse), fuse)

@@ -32,8 +32,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods",
         type=values.listed(values.one_of(TOKEN_METHODS)),
-        default="tome,evit,ppt,star,sait",
-        help="comma-separated token methods",
+        default="tome,evit,ppt,star,sait,resize,random,topk",
+        help="comma-separated token methods and baselines (resize, random, topk: yardsticks every "
+        "method is read against; with speed on, each cell is also timed against resize at its MACs) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--macs",

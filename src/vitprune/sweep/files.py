@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vitprune.cli.report import table
 from vitprune.files.atomic import json_bytes, write_bytes
+from vitprune.sweep.yardstick import VERSUS, points_vs_resize
 
 JSON_NAME, CSV_NAME, MD_NAME = "sweep.json", "sweep.csv", "sweep.md"
 START_OVER = "use another --out or run without --resume to start over"
@@ -27,6 +28,8 @@ COLUMNS = [
     "speedup",
     "latency_ms",
     "latency_speedup",
+    "vs_resize",
+    "latency_vs_resize",
 ]
 
 
@@ -83,6 +86,9 @@ def markdown(payload: dict) -> str:
     """The sweep as Markdown: what was measured, the table, any notes and the command."""
     rows = flat_rows(payload)
     text = f"{describe(payload)}\n\n{table(rows, _columns(rows))}\n"
+    versus = points_vs_resize(rows)
+    if versus:
+        text += f"\n{VERSUS}\n\n{table(versus)}\n"
     unreachable = [f"{r['method']} at {r['macs_target']:g}: {r['error']}" for r in rows if r.get("error")]
     if unreachable:
         text += "\nUnreachable targets: " + "; ".join(unreachable) + ".\n"

@@ -18,13 +18,17 @@ def accuracy_and_macs(model: nn.Module, loader) -> dict:
     return evaluate_macs(model, loader, progress=False, combine=True)  # torchrun: counts summed over ranks
 
 
-def speed(model: nn.Module, dense: nn.Module, batch: int) -> dict:
-    """Throughput at ``batch`` and latency at batch 1, each interleaved with the dense model."""
+def speed(model: nn.Module, dense: nn.Module, batch: int, resize: nn.Module | None = None) -> dict:
+    """Throughput at ``batch`` and latency at batch 1, each interleaved with the dense model and, when
+    given, the ``resize`` baseline at the same MACs (``vs_resize``, ``latency_vs_resize``: the method's
+    speed as a fraction of that limit)."""
     models = {"dense": dense} if model is dense else {"dense": dense, "model": model}
+    if resize is not None:
+        models["resize"] = resize
     key = "dense" if model is dense else "model"
     ips = compare(models, batch, rounds=SPEED_ROUNDS, runs=1)
     single = compare(models, 1, rounds=SPEED_ROUNDS, runs=LATENCY_RUNS)
-    return {
+    result = {
         "batch": batch,
         "threads": torch.get_num_threads(),
         "images_per_s": ips[key],
@@ -34,11 +38,15 @@ def speed(model: nn.Module, dense: nn.Module, batch: int) -> dict:
         "dense_latency_ms": 1000 / single["dense"],
         "latency_speedup": single[key] / single["dense"],
     }
+    if resize is not None:
+        result["vs_resize"] = ips[key] / ips["resize"]
+        result["latency_vs_resize"] = single[key] / single["resize"]
+    return result
 
 
 def setting(method: object) -> str:
-    """The knob a ``macs=`` target was solved into, in short (e.g. ``keep=0.512`` or ``r=[3, 3, 2]``)."""
-    for name in ("per_layer", "rs", "rates", "keep"):
+    """The knob a ``macs=`` target was solved into, in short: ``keep=0.512``, ``r=[3, 3, 2]``, a grid."""
+    for name in ("per_layer", "rs", "rates", "keep", "size"):
         value = getattr(method, name, None)
         if isinstance(value, dict):
             value = list(value.values())

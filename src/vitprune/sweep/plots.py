@@ -8,16 +8,36 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import vitprune
+from vitprune.methods.base import BASELINES
 
 GMACS_PNG, THROUGHPUT_PNG = "accuracy_vs_gmacs.png", "accuracy_vs_throughput.png"
 MARKERS = "osD^vP<>Xh"
 COLORS = [f"C{i}" for i in range(10)]  # matplotlib's default cycle, fixed per method across plots
+GREYS = ["0.25", "0.45", "0.6"]
 LABEL_CHARS = 80  # wrap axis labels longer than this
 
 
 def label(method: str) -> str:
     """The legend name of ``method``: its summary's lead, e.g. ``SaiT (reconstructed)``."""
     return vitprune.methods().get(method, method).split(":")[0]
+
+
+def style(method: str, i: int) -> dict:
+    """Line style of the ``i``-th method: a colour and a solid line; the baselines (``resize``,
+    ``random``, ``topk``) grey and dashed, so the methods stand out against their yardsticks."""
+    if method in BASELINES:
+        return {
+            "marker": MARKERS[i % len(MARKERS)],
+            "color": GREYS[i % len(GREYS)],
+            "linestyle": "--",
+            "linewidth": 1.2,
+        }
+    return {
+        "marker": MARKERS[i % len(MARKERS)],
+        "color": COLORS[i % len(COLORS)],
+        "linestyle": "-",
+        "linewidth": 1.5,
+    }
 
 
 def _points(rows: list[dict], x_of) -> dict[str, list[tuple[float, float]]]:
@@ -36,17 +56,8 @@ def _plot(lines: dict, order: list[str], xlabel: str, title: str, path: Path, yl
     ax = fig.subplots()
     dense = lines.pop("dense", None)
     for method, points in lines.items():
-        i = order.index(method)
         xs, ys = zip(*points, strict=True)
-        ax.plot(
-            xs,
-            ys,
-            marker=MARKERS[i % len(MARKERS)],
-            color=COLORS[i % len(COLORS)],
-            label=label(method),
-            linewidth=1.5,
-            markersize=6,
-        )
+        ax.plot(xs, ys, label=label(method), markersize=6, **style(method, order.index(method)))
     if dense:
         x, y = dense[0]
         ax.plot([x], [y], marker="*", color="black", markersize=16, linestyle="none", label="dense")

@@ -32,6 +32,7 @@ from vitprune.methods import REGISTRY
 from vitprune.models.load import loaded_name
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
+from vitprune.sweep.yardstick import resize_twin
 
 DENSE = "dense"
 # Settings that must match for ``resume`` to reuse a cell; methods and targets may change.
@@ -52,7 +53,9 @@ SAME_FOR_RESUME = (
 class SweepSettings:
     model: str
     data: str = "fashion-mnist"
-    methods: list[str] = field(default_factory=lambda: ["tome", "evit", "ppt", "star", "sait"])
+    methods: list[str] = field(
+        default_factory=lambda: ["tome", "evit", "ppt", "star", "sait", "resize", "random", "topk"]
+    )
     macs: list[float] = field(default_factory=lambda: [0.9, 0.8, 0.7, 0.6, 0.5])
     split: str = "test"
     limit: int | None = None
@@ -156,7 +159,8 @@ def run_cell(dense: nn.Module, method: str, target: float, loader, settings: Swe
         row["setting"] = measure.setting(model.vitprune.method)
     row.update(status="ok", **measure.accuracy_and_macs(model, loader))
     if settings.speed and rank_and_world()[0] == 0:  # under torchrun, rank 0 alone times
-        row["speed"] = measure.speed(model, dense, settings.batch)
+        twin = None if method == DENSE else resize_twin(dense, model, target)
+        row["speed"] = measure.speed(model, dense, settings.batch, twin)
     return row
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+import vitprune.tokens.inputs as inputs
 from vitprune.tokens.attention import capture_qkv, release_qkv
 from vitprune.tokens.families import family_of
 from vitprune.tokens.families.base import Family
@@ -45,6 +46,7 @@ class TokenContext:
     start: TokenState | None = None  # the state entering that block: every token still itself
     counts: list[BlockCount] | None = field(default=None, repr=False)
     swapped: list[nn.Module] = field(default_factory=list, repr=False)
+    inputs: list = field(default_factory=list, repr=False)  # what tokens/inputs.py installed
 
     @contextmanager
     def recording(self):
@@ -117,6 +119,7 @@ def is_patched(model: nn.Module) -> bool:
 def patch(model: nn.Module, method, trace_source: bool = False) -> TokenContext:
     """Swap in the reducing classes and the q/k/v capture; ``model.vitprune`` holds the context."""
     family = family_of(model)
+    inputs.check(model, family, method)  # before anything changes: it may refuse the model
     ctx = TokenContext(method, family.num_prefix(model), family, trace_source)
     for module, methods in family.overrides(model):
         _swap(module, methods)
@@ -129,12 +132,14 @@ def patch(model: nn.Module, method, trace_source: bool = False) -> TokenContext:
         blk._vp_ctx, blk._vp_layer = ctx, i
         for p in family.projections(blk):
             capture_qkv(p)
+    ctx.inputs = inputs.install(model, ctx)  # last: the model's class may become a resizing subclass
     return ctx
 
 
 def unpatch(model: nn.Module) -> None:
     """Undo ``patch``: original classes, no extra attributes."""
     ctx: TokenContext = model.vitprune
+    inputs.uninstall(ctx.inputs)
     for blk in ctx.family.blocks(model):
         blk.__class__ = blk._vp_original_class
         del blk._vp_ctx, blk._vp_layer

@@ -56,6 +56,11 @@ def run_visualize(args: argparse.Namespace) -> dict:
     """Apply ``--method`` with source tracing, run the first ``--images`` images, write ``--out``."""
     if not args.method:
         raise ValueError("visualize needs --method (one of: " + ", ".join(vitprune.methods()) + ")")
+    if args.method == "resize":
+        raise ValueError(
+            "visualize --method resize: it keeps every patch of a smaller input grid, so there is no token "
+            "map to draw; choose a method that drops or merges tokens"
+        )
     model = build_model(args, with_method=False)
     config = method_config(args)
     vitprune.apply(model, args.method, trace_source=True, **zoo.resolve(config))

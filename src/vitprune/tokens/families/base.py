@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
@@ -34,6 +35,15 @@ def pool_bias(module: nn.Module, dtype, n: int) -> Tensor | None:
     state = module._vp_ctx.state
     bias = None if state is None else state.attention_bias(dtype, proportional=True)
     return None if bias is None else bias[..., -n:]  # timm's pools may read the patches only
+
+
+@dataclass(frozen=True)
+class AnyGrid:
+    """How a model takes an input of another patch grid, the way its own library does: attributes to
+    set while it does (``(module, name, value)``, restored after) and keyword arguments for its forward."""
+
+    attributes: tuple[tuple[nn.Module, str, object], ...] = ()
+    kwargs: dict = field(default_factory=dict)
 
 
 class UnsupportedModelError(TypeError):
@@ -130,3 +140,8 @@ class Family(ABC):
         """Modules outside the blocks that need other methods while patched (pooling by token
         size), each with its replacement methods; the model itself is always swapped."""
         return [(model, {})]
+
+    def any_grid(self, model: nn.Module, grid: tuple[int, int]) -> AnyGrid:
+        """What lets ``model`` take an input resized to patch grid ``grid`` (the ``resize`` baseline),
+        position embeddings resampled by its library; an error saying why where that is not faithful."""
+        raise UnsupportedModelError(f"{type(model).__name__} cannot take an input of another size")

@@ -81,6 +81,12 @@ class TimmBeit(TimmFamily):
     def block_classes(self, model):
         return (Block,)
 
+    def any_grid(self, model, grid):
+        raise UnsupportedModelError(
+            "timm Beit cannot take a resized input: its relative position bias is a table for one window, "
+            "which timm resizes only by rewriting the weights (set_input_size), not per input"
+        )
+
     def has_class_token(self, model):
         return True
 

@@ -16,6 +16,9 @@ value norms (PPT).
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from timm.layers import AttentionRope, apply_rot_embed_cat
@@ -98,6 +101,19 @@ class TimmEva(TimmFamily):
 
     def overrides(self, model):
         return [(model, {"pool": _size_weighted_pool})]
+
+    def any_grid(self, model, grid):
+        """timm's ``dynamic_img_size``, and RoPE for the grid: a RoPE that caches its table for one grid
+        is swapped, while resized, for a copy rebuilt by its own ``update_feat_shape``; one that takes
+        the grid per call (mixed RoPE) needs nothing."""
+        resizing = super().any_grid(model, grid)
+        rope = model.rope
+        cached = rope is not None and getattr(rope, "feat_shape", None) is not None
+        if not cached or next(rope.parameters(), None) is not None:
+            return resizing
+        grid_rope = copy.deepcopy(rope)
+        grid_rope.update_feat_shape(list(grid))
+        return replace(resizing, attributes=(*resizing.attributes, (model, "rope", grid_rope)))
 
 
 def _values(attn: nn.Module, x: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import Family, UnsupportedModelError, linear_macs, original_class
+from vitprune.tokens.families.base import AnyGrid, Family, UnsupportedModelError, linear_macs, original_class
 
 ADDITIVE_MASK_ATTENTION = ("sdpa", "eager")
 
@@ -77,6 +77,10 @@ class HfEncoder(Family):
         attn = self.attention(blk)
         return (attn.q_proj, attn.k_proj, attn.v_proj)
 
+    def any_grid(self, model, grid):
+        """``interpolate_pos_encoding=True``: the embeddings resample their position table (bicubic)."""
+        return AnyGrid(kwargs={"interpolate_pos_encoding": True})
+
     def view(self, blk, outputs, bias, state, extra):
         attn = self.attention(blk)
         b, n, _ = outputs[0].shape
@@ -136,6 +140,9 @@ class HfDinov2Registers(HfEncoder):
 
     def patch_embed(self, model):
         return model.base_model.embeddings.patch_embeddings.projection
+
+    def any_grid(self, model, grid):
+        return AnyGrid()  # its embeddings resample the position table for every input size
 
     def attend(self, blk, x, mask, state, extra):
         return x + blk.drop_path(blk.layer_scale1(blk.attention(blk.norm1(x), attention_mask=mask)[0]))

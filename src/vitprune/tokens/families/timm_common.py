@@ -3,7 +3,9 @@ prefix count, a conv patch embedding, one classifier head, and each block's ``at
 
 from __future__ import annotations
 
-from vitprune.tokens.families.base import Family, linear_macs
+from timm.layers import Format
+
+from vitprune.tokens.families.base import AnyGrid, Family, UnsupportedModelError, linear_macs
 
 
 class TimmFamily(Family):
@@ -30,3 +32,20 @@ class TimmFamily(Family):
 
     def mlp(self, blk):
         return blk.mlp
+
+    def any_grid(self, model, grid):
+        """timm's ``dynamic_img_size``: the patch embedding takes any size and ``_pos_embed`` resamples
+        the absolute position embedding (``resample_abs_pos_embed``) and, in Eva, builds RoPE for the grid."""
+        embed = model.patch_embed
+        if not hasattr(model, "dynamic_img_size") or not hasattr(embed, "strict_img_size"):
+            raise UnsupportedModelError(f"{type(model).__name__} has no dynamic_img_size: no resized input")
+        if getattr(embed, "dynamic_img_pad", False):
+            raise UnsupportedModelError("timm dynamic_img_pad pads the input: its grid is not the one asked")
+        return AnyGrid(
+            attributes=(
+                (model, "dynamic_img_size", True),
+                (embed, "strict_img_size", False),
+                (embed, "flatten", False),
+                (embed, "output_fmt", Format.NHWC),
+            )
+        )
