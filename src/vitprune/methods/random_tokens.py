@@ -7,7 +7,8 @@ content-keyed so that an image always keeps the same patches, whatever batch it 
   power of two and rounding are exact, so no kernel, device or batch changes them): a sum over pixels
   of value × a seeded per-pixel weight, modulo the prime 2^31 − 1; no batch index, no host read;
 - a patch's score in a block is a scramble of (key, block, original position, seed), with the
-  position in its lowest bits, so no two patches of an image ever tie.
+  position in its lowest bits, so no two patches of an image ever tie (a whole number below 2^51,
+  exact in float64).
 Every residue stays below 2^31 and every product below 2^62: no int64 overflow anywhere.
 """
 
@@ -45,9 +46,10 @@ def image_keys(pixels: Tensor, seed: int) -> Tensor:
 
 
 def patch_scores(keys: Tensor, layer: int, pos: Tensor, seed: int) -> Tensor:
-    """Distinct int64 scores [B, N] for the patches of original positions ``pos`` in block ``layer``."""
+    """Distinct scores [B, N] for the patches of original positions ``pos`` in block ``layer``: whole
+    numbers below 2^51, exact in float64 (the dtype every top-k takes)."""
     x = (keys[:, None] + scramble(pos, layer + 1)) % PRIME
-    return scramble(x, seed) * POSITIONS + pos
+    return (scramble(x, seed) * POSITIONS + pos).double()
 
 
 class RandomTokens(EViT):
