@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import fmnist_like
+from families import build
 
 import vitprune
 import vitprune.sweep.measure as sweep_measure
@@ -94,6 +95,17 @@ def test_sweep_rows_tables_and_speed_against_resize(dense, tmp_path, monkeypatch
     diff = rows["topk"]["top1"] - rows["resize"]["top1"]
     assert VERSUS in text and f"| topk vs resize | {diff:+.2f} |" in text
     assert len(write_reports(tmp_path, payload)["plots"]) == 2
+
+
+def test_a_sweep_records_a_refused_baseline_and_goes_on(tmp_path):
+    beit = build("timm-beit")
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=g)
+    data = TensorImageDataset(images, torch.randint(0, 10, (4,), generator=g), beit)
+    settings = SweepSettings(model="beit", methods=["resize", "tome"], macs=[0.8], limit=4, speed=False)
+    payload = sweep(beit, data, settings, tmp_path, progress=False)
+    assert [r["status"] for r in payload["rows"]] == ["ok", "refused", "ok"]
+    assert "Refused for this model: resize: timm Beit cannot take a resized input" in markdown(payload)
 
 
 def test_deploy_benchmark_times_each_method_against_resize_at_its_macs(dense):

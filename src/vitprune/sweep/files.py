@@ -89,9 +89,15 @@ def markdown(payload: dict) -> str:
     versus = points_vs_resize(rows)
     if versus:
         text += f"\n{VERSUS}\n\n{table(versus)}\n"
-    unreachable = [f"{r['method']} at {r['macs_target']:g}: {r['error']}" for r in rows if r.get("error")]
+    failed = [r for r in rows if r.get("error")]
+    unreachable = [
+        f"{r['method']} at {r['macs_target']:g}: {r['error']}" for r in failed if r["status"] != "refused"
+    ]
     if unreachable:
         text += "\nUnreachable targets: " + "; ".join(unreachable) + ".\n"
+    refused = dict.fromkeys(f"{r['method']}: {r['error']}" for r in failed if r["status"] == "refused")
+    if refused:
+        text += "\nRefused for this model: " + "; ".join(refused) + ".\n"
     if payload.get("notes"):
         text += f"\n{payload['notes']}\n"
     return text + f"\nReproduce: `{payload['command']}`\n"

@@ -33,6 +33,7 @@ from vitprune.models.load import loaded_name
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
 from vitprune.sweep.yardstick import resize_twin
+from vitprune.vit import UnsupportedModelError
 
 DENSE = "dense"
 # Settings that must match for ``resume`` to reuse a cell; methods and targets may change.
@@ -156,6 +157,8 @@ def run_cell(dense: nn.Module, method: str, target: float, loader, settings: Swe
             )
         except ValueError as err:
             return {**row, "status": "unreachable", "error": str(err)}
+        except UnsupportedModelError as err:  # e.g. resize on BEiT: the reason, and the sweep goes on
+            return {**row, "status": "refused", "error": str(err)}
         row["setting"] = measure.setting(model.vitprune.method)
     row.update(status="ok", **measure.accuracy_and_macs(model, loader))
     if settings.speed and rank_and_world()[0] == 0:  # under torchrun, rank 0 alone times
