@@ -26,8 +26,9 @@ from vitprune.cli.options import (
 from vitprune.cli.report import print_table
 from vitprune.measure.bench import PRECISIONS
 
-# What one torch.compile of fmnist-vit-sized models took here (2-core CPU, fp32): Python, C++ wrapper.
-COMPILE_SECONDS = {False: "20-40 s", True: "1-2 min"}
+# One torch.compile of ToMe on fmnist-vit, batch 1, fp32, on this project's busy 2-core CPU (another
+# four jobs running): Python wrapper 369 s, C++ wrapper 412 s.
+COMPILE_TIME = {False: "6 min", True: "7 min"}
 EPILOG = """examples:
   vitprune methods
   vitprune macs --model deit_small_patch16_224 --method tome -p r=13
@@ -120,7 +121,8 @@ def _timed(models: dict, args) -> list[dict]:
         print(
             f"vitprune bench: compiling {', '.join(models)} with torch.compile ({wrapper}) on the first call "
             f"of each batch size and precision: {len(models) * len(args.batch_sizes) * len(args.precisions)} "
-            f"compilations, each about {COMPILE_SECONDS[bool(args.cpp_wrapper)]} on a 2-core CPU",
+            f"compilations; one took {COMPILE_TIME[bool(args.cpp_wrapper)]} for ToMe on fmnist-vit on a busy "
+            "2-core CPU (less on a quiet or larger machine)",
             file=sys.stderr,
         )
     steps = [(p, b) for p in args.precisions for b in args.batch_sizes]
