@@ -168,6 +168,8 @@ RULES = {
     "tome": lambda m, layer, n: n - min(m.per_layer[layer], n // 2),
     "ppt": lambda m, layer, n: n - min(m.rs.get(layer, 0), n // 2),
     "evit": _evit_step,
+    "topk": _evit_step,
+    "random": _evit_step,
     "star": lambda m, layer, n: keep(m.rates[layer], n),
     "sait": lambda m, layer, n: keep(m.keep, n) if m.mode == "ratio" and layer in m.layers else n,
 }

@@ -25,11 +25,13 @@ CHEAPEST = {
     "tome": ("r", None),
     "ppt": ("r", None),
     "evit": ("keep", 1e-6),
+    "topk": ("keep", 1e-6),
+    "random": ("keep", 1e-6),
     "star": ("r_min", 1e-3),
     "sait": ("keep", 1e-3),
 }
 UNKNOWN_OPTIONS = ("ratio", "speed", "top_k", "budget")
-NEEDS_CLASS_TOKEN = {"evit", "ppt", "star", "sait"}
+NEEDS_CLASS_TOKEN = {"evit", "ppt", "star", "sait", "topk"}
 
 
 @dataclass(frozen=True)

@@ -68,16 +68,17 @@ def tome(vit: VitConfig) -> dict[str, st.SearchStrategy]:
     }
 
 
-def evit(vit: VitConfig) -> dict[str, st.SearchStrategy]:
+def evit(vit: VitConfig, extra: dict | None = None) -> dict[str, st.SearchStrategy]:
+    """EViT's settings; ``extra``: its own optional options (EViT's ``fuse``, random's ``seed``; top-K
+    has none), which also serves the baselines that share its schedule."""
     depth = vit.depth
     layers = layer_lists(depth)
+    extra = {"fuse": st.booleans()} if extra is None else extra
     per_layer = layers.flatmap(
         lambda ls: st.lists(RATE, min_size=len(ls), max_size=len(ls)).map(lambda k: {"layers": ls, "keep": k})
     )
-    scalar = st.fixed_dictionaries({"keep": RATE}, optional={"layers": layers, "fuse": st.booleans()})
-    targeted = st.fixed_dictionaries(
-        {"macs": macs_targets("reach")}, optional={"layers": layers, "fuse": st.booleans()}
-    )
+    scalar = st.fixed_dictionaries({"keep": RATE}, optional={"layers": layers, **extra})
+    targeted = st.fixed_dictionaries({"macs": macs_targets("reach")}, optional={"layers": layers, **extra})
     return {
         "valid": fixed("valid", scalar | per_layer | targeted),
         "zero": fixed("zero", st.sampled_from([{"keep": 1.0}, {"keep": 0.5, "layers": []}, {"macs": 1.0}])),
@@ -199,7 +200,15 @@ def sait(vit: VitConfig) -> dict[str, st.SearchStrategy]:
     }
 
 
-SPACES = {"tome": tome, "evit": evit, "ppt": ppt, "star": star, "sait": sait}
+SPACES = {
+    "tome": tome,
+    "evit": evit,
+    "ppt": ppt,
+    "star": star,
+    "sait": sait,
+    "topk": lambda vit: evit(vit, extra={}),
+    "random": lambda vit: evit(vit, extra={"seed": st.integers(0, 2**31 - 2)}),
+}
 
 
 @dataclass(frozen=True)
