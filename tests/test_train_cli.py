@@ -70,3 +70,16 @@ def test_resume_refuses_changes_that_make_it_inexact_and_names_them(data, tmp_pa
 def test_train_without_model_or_resume_says_what_is_required(capsys, tmp_path):
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
     assert "--model required" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_any_verb_is_one_line_and_status_1(capsys, monkeypatch):
+    import sys
+
+    cli = sys.modules["vitprune.cli.main"]  # the package's ``main`` attribute is the function
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_macs", interrupted)
+    assert main(["macs", "--model", "fmnist-vit"]) == 1
+    assert capsys.readouterr().err == "vitprune macs: interrupted\n"
