@@ -14,6 +14,7 @@ from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
 from vitprune.sweep.files import flat_rows
 from vitprune.sweep.run import SweepSettings, sweep, write_reports
+from vitprune.sweep.yardstick import points_vs_resize
 
 TOKEN_METHODS = sorted(REGISTRY)
 
@@ -88,4 +89,6 @@ def run_sweep(args: argparse.Namespace) -> dict:
     payload = sweep(dense, dataset, settings, args.out, resume=args.resume, progress=not args.json)
     if rank_and_world()[0] != 0:
         return {}
-    return {**write_reports(args.out, payload), "rows": flat_rows(payload)}
+    rows = flat_rows(payload)
+    versus = points_vs_resize(rows)  # one line per method: top-1 points it beats or loses to resize
+    return {**write_reports(args.out, payload), "rows": rows, **({"versus_resize": versus} if versus else {})}
