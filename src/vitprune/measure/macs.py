@@ -110,10 +110,7 @@ def metered(model: nn.Module) -> Iterator[Meter]:
         meter.report().mean
     """
     meter = Meter(model)
-    # prepend: the input as given, before a method's own hook resizes it (the resize baseline)
-    handle = model.register_forward_pre_hook(
-        lambda _m, args: meter.shapes.append(args[0].shape), prepend=True
-    )
+    handle = model.register_forward_pre_hook(lambda _m, args: meter.shapes.append(args[0].shape))
     recording = model.vitprune.recording() if token_patch.is_patched(model) else nullcontext()
     try:
         with recording as counts:
