@@ -5,7 +5,7 @@ attention, ∇A_b the gradient of the raw logit y_c and R^A_b the LRP relevance 
 one-hot start e_c. The map for start layer l is the CLS row of C_l = M_{L−1}⋯M_l with M_b = I + Ā_b, taken
 over the patch columns, without row normalisation.
 
-Rules (those of Chefer et al.'s reference implementation), all closed form under ``no_grad``, all totals per sample:
+Rules (as in Chefer et al.'s reference code), all closed form under ``no_grad``, all totals per sample:
 - Linear (qkv, proj, fc1, fc2, head): z⁺ rule (α=1, β=0), bias ignored.
 - Bilinear A·V and Q·Kᵀ: gradient×input, halved for each operand.
 - Residual Add: split of gradient×input, renormalised so the two branch totals are ΣR·|Σa|/(|Σa|+|Σb|)
