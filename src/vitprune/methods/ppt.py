@@ -53,6 +53,7 @@ from vitprune.methods.base import (
 from vitprune.methods.evit import default_layers
 from vitprune.methods.target import closest, method_macs, parse_macs_target
 from vitprune.methods.tome import spread
+from vitprune.tokens.cache import scalar
 from vitprune.tokens.select import bipartite_merge, keep_topk
 from vitprune.tokens.state import TokenState
 from vitprune.vit import VitSpec
@@ -69,7 +70,7 @@ def default_threshold(spec: VitSpec) -> float:
 
 def importance(attn, num_prefix: int) -> torch.Tensor:
     """ATS importance of the patches, ``[B, patches]``, summing to 1 per image."""
-    s = (attn.cls_attention().sum(1) * attn.value_norms())[:, num_prefix:]
+    s = (attn.cls_scores(heads="sum") * attn.value_norms())[:, num_prefix:]
     return s / s.sum(1, keepdim=True)
 
 
@@ -117,26 +118,27 @@ class PPT(TokenMethod):
         if r == 0:  # a single patch left: nothing to remove, and its score variance is undefined
             return x, state
         scores = importance(attn, p)
-        variance = self._variances[layer] = scores.var(dim=1)
-        pool = self._branches[layer] = variance < self.threshold
-        sized = TokenState(p, state.pos, state.sizes(x), state.source)
+        variance = self._variances[layer] = torch.var_mean(scores, 1, keepdim=True)[0].view(-1)  # var()
+        pool = self._branches[layer] = variance < scalar(self.threshold, variance)
 
-        def prune():
-            return keep_topk(x, sized, scores, state.num_patches - r)
+        def prune(tokens):
+            return keep_topk(x, tokens, scores, state.num_patches - r)
 
-        def merge():
-            return bipartite_merge(x, sized, attn.keys().mean(1), r)
+        def merge(tokens):
+            return bipartite_merge(x, tokens, attn.mean_keys(), r)
 
         if self.threshold <= 0:  # a variance is never below 0: every image prunes, known before the forward
-            return prune()
+            return prune(state)
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
             # Eager on the CPU, reading the choice costs no device wait: run only the branches taken.
-            if not pool.any():
-                return prune()
-            if pool.all():
-                return merge()
+            pooled = pool.tolist()
+            if not any(pooled):
+                return prune(state)
+            if all(pooled):
+                return merge(state)
         # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
-        (x_pool, s_pool), (x_prune, s_prune) = merge(), prune()
+        sized = TokenState(p, state.pos, state.sizes(x), state.source)
+        (x_pool, s_pool), (x_prune, s_prune) = merge(sized), prune(sized)
         return select_rows(pool, x_pool, x_prune), select_rows(pool, s_pool, s_prune)
 
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:

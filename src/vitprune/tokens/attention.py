@@ -13,8 +13,11 @@ this view derives, lazily and only when a method asks:
 
 from __future__ import annotations
 
+import torch
 from timm.layers import Attention
 from torch import Tensor, nn
+
+from vitprune.tokens.cache import constant, scalar
 
 _CAPTURING: dict[type, type] = {}
 
@@ -42,42 +45,120 @@ def release_qkv(qkv: nn.Module) -> None:
 
 
 class AttentionView:
-    """q, k, v per head of one attention call, from timm's fused ``qkv`` output (or, through
-    :meth:`of_heads`, from any family's separate projections)."""
+    """q, k, v of one attention call, read lazily: from timm's fused ``qkv`` output as it lies
+    (``[B, N, 3·H·head_dim]``, no reshape until a method asks), or, through :meth:`of_heads`, from any
+    family's separate projections."""
 
     def __init__(self, attn: Attention, qkv: Tensor, bias: Tensor | None):
-        b, n, _ = qkv.shape
-        q, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-        self._set(q, k, v, attn.scale, bias, attn.q_norm, attn.k_norm)
+        self._qkv, self._heads, self._head_dim = qkv, attn.num_heads, attn.head_dim
+        self._set(None, None, None, attn.scale, bias, attn.q_norm, attn.k_norm)
 
     @classmethod
     def of_heads(cls, q: Tensor, k: Tensor, v, scale: float, bias: Tensor | None) -> AttentionView:
         """A view of ``[B, H, N, head_dim]`` q, k, v that need no normalisation before use; ``v`` may be
         a function returning it, called only if a method asks for value norms."""
         view = cls.__new__(cls)
+        view._qkv = None
         view._set(q, k, v, scale, bias, nn.Identity(), nn.Identity())
         return view
 
     def _set(self, q, k, v, scale, bias, q_norm: nn.Module, k_norm: nn.Module) -> None:
         self._q, self._k, self._v, self._scale, self._bias = q, k, v, scale, bias
-        self._q_norm, self._k_norm = q_norm, k_norm
+        self._q_norm = None if isinstance(q_norm, nn.Identity) else q_norm
+        self._k_norm = None if isinstance(k_norm, nn.Identity) else k_norm
         self._keys: Tensor | None = None
+
+    def _fused(self, part: int, split: bool = True) -> Tensor:
+        """Part ``part`` (0 q, 1 k, 2 v) of the fused output, a view: ``[B, N, H, head_dim]``, or with
+        ``split=False`` ``[B, N, H·head_dim]``."""
+        b, n, _ = self._qkv.shape
+        h, d = self._heads, self._head_dim
+        shape = (b, n, h, d) if split else (b, n, h * d)
+        if torch.compiler.is_compiling():
+            return self._qkv[..., part * h * d : (part + 1) * h * d].reshape(shape)
+        s0, s1, s2 = self._qkv.stride()  # eager: one as_strided call, not a slice and a view
+        strides = (s0, s1, d * s2, s2) if split else (s0, s1, s2)
+        return self._qkv.as_strided(shape, strides, self._qkv.storage_offset() + part * h * d * s2)
+
+    def _query(self, index: int) -> Tensor:
+        """The query of token ``index``, all heads, ``[B, H·head_dim, 1]``, a view."""
+        b = self._qkv.shape[0]
+        c = self._heads * self._head_dim
+        if torch.compiler.is_compiling():
+            return self._qkv[:, index, :c].reshape(b, c, 1)
+        s0, s1, s2 = self._qkv.stride()
+        return self._qkv.as_strided((b, c, 1), (s0, s2, s2), self._qkv.storage_offset() + index * s1)
+
+    def _token_keys(self) -> Tensor:
+        """K after the k-norm, ``[B, N, H, head_dim]`` for a fused view, ``[B, H, N, head_dim]`` else."""
+        if self._keys is None:
+            k = self._fused(1) if self._qkv is not None else self._k
+            self._keys = k if self._k_norm is None else self._k_norm(k)
+        return self._keys
 
     def keys(self) -> Tensor:
         """K of every token, ``[B, H, N, head_dim]``, after the attention's k-norm."""
-        if self._keys is None:
-            self._keys = self._k_norm(self._k)
-        return self._keys
+        k = self._token_keys()
+        return k.transpose(1, 2) if self._qkv is not None else k
+
+    def mean_keys(self) -> Tensor:
+        """K averaged over heads, ``[B, N, head_dim]``: ToMe's matching metric (Bolya et al. 2023, §3)."""
+        if self._qkv is None:
+            return self._token_keys().mean(1)
+        return self._token_keys().sum(2).div_(scalar(self._heads, self._qkv))  # mean(2), bit for bit
 
     def cls_attention(self, index: int = 0) -> Tensor:
         """Attention of query ``index`` over all keys per head, ``[B, H, N]``, in float32."""
-        q = self._q_norm(self._q[:, :, index : index + 1])
+        if self._qkv is not None:
+            return _softmax32(self._fused_cls_logits(index)).transpose(1, 2)
+        q = self._q[:, :, index : index + 1]
         logits = (q @ self.keys().transpose(-2, -1)).float() * self._scale
         if self._bias is not None:
             logits = logits + self._bias.float()
         return logits.softmax(dim=-1)[:, :, 0]
 
+    def cls_scores(self, index: int = 0, heads: str = "mean") -> Tensor:
+        """Attention of query ``index`` over all keys, ``heads`` "mean" or "sum" over heads, ``[B, N]``,
+        in float32: EViT's token score (Liang et al. 2022, §3.2), PPT's and STAR's too."""
+        if self._qkv is None:
+            a = self.cls_attention(index)
+            return a.mean(1) if heads == "mean" else a.sum(1)
+        a = _softmax32(self._fused_cls_logits(index))  # [B, N, H]
+        if heads == "sum":
+            return a.sum(2)
+        return a.sum(2).div_(scalar(self._heads, a))  # what mean(2) computes, without its scalar copy
+
+    def _fused_cls_logits(self, index: int) -> Tensor:
+        """Scaled logits of query ``index`` per head, ``[B, N, H]``, with the block's bias.
+
+        One batched matmul for every head: the query is laid out block-diagonally, ``[B, H·d, H]``
+        (head h's query in rows h·d..(h+1)·d of column h, zeros elsewhere), so the fused keys
+        ``[B, N, H·d]`` times it give each head's logits; the scale rides in the same mask."""
+        b, n, _ = self._qkv.shape
+        h, d = self._heads, self._head_dim
+        c = h * d
+        q = self._query(index)  # [B, H·d, 1]
+        if self._q_norm is not None:
+            q = self._q_norm(q.view(b, h, d)).view(b, c, 1)
+        k = self._fused(1, split=False) if self._k_norm is None else self._token_keys().view(b, n, c)
+        diagonal = constant(
+            ("cls-heads", h, d, self._scale, q.dtype, q.device),
+            lambda: torch.eye(h, dtype=q.dtype, device=q.device).repeat_interleave(d, 0) * self._scale,
+        )
+        logits = torch.bmm(k, q * diagonal)
+        if self._bias is not None:
+            bias = self._bias.view(self._bias.shape[0], n, 1)
+            logits = logits + (bias if bias.dtype == logits.dtype else bias.to(logits.dtype))
+        return logits
+
     def value_norms(self) -> Tensor:
         """‖v_j‖₂ of each token's value, concatenated over heads, ``[B, N]``, in float32."""
+        if self._qkv is not None:
+            return torch.linalg.vector_norm(self._fused(2, split=False), dim=-1, dtype=torch.float32)
         v = self._v() if callable(self._v) else self._v  # computed on demand where nothing holds it
         return v.float().pow(2).sum(dim=(1, 3)).sqrt()
+
+
+def _softmax32(logits: Tensor) -> Tensor:
+    """Softmax over the tokens (dim 1) in float32; no cast call where the logits are float32 already."""
+    return logits.softmax(dim=1) if logits.dtype == torch.float32 else logits.softmax(1, dtype=torch.float32)

@@ -8,12 +8,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vitprune.tokens.state import TokenState, gather_tokens
+from vitprune.tokens.cache import constant, scalar
+from vitprune.tokens.state import TokenState, flat, gather_tokens, ones, rows
+
+LEAD = 2.0**100  # a prefix token's score in a top-k: above any patch score a method gives
 
 
-def _prefix_index(state: TokenState, like: Tensor) -> Tensor:
-    b = like.shape[0]
-    return torch.arange(state.num_prefix, device=like.device).expand(b, state.num_prefix)
+def _ranked(scores: Tensor, p: int, k: int) -> tuple[Tensor, Tensor]:
+    """Indices ``[B, p + k]`` of the prefix tokens in order, then of the ``k`` patches with the highest
+    ``scores`` ([B, patches]) by descending score; and the scores over the whole sequence ``[B, N]``.
+
+    One top-k over the sequence: prefix token i scores ``LEAD / 2^i``, above every patch and in the
+    prefix's order, so no index is shifted or joined (ATen joins int64 columns in seven calls)."""
+    if scores.dtype not in (torch.float32, torch.float64):  # where LEAD is exact
+        scores = scores.float()
+    if not p:
+        return scores.topk(k, dim=1).indices, scores
+    b = scores.shape[0]
+
+    def lead():
+        values = [LEAD / 2**i for i in range(p)]
+        return torch.tensor(values, dtype=scores.dtype, device=scores.device).repeat(b, 1)
+
+    full = torch.cat([constant(("lead", b, p, scores.dtype, scores.device), lead), scores], 1)
+    return full.topk(p + k, dim=1).indices, full
 
 
 BUCKETS = 8
@@ -49,37 +67,42 @@ def keep_topk(x: Tensor, state: TokenState, scores: Tensor, k: int | Tensor, fus
         longest = bucket_length(longest, n)
     if longest >= n and not per_image:
         return x, state
-    patch_valid = None if state.valid is None else state.valid[:, p:]
-    if patch_valid is not None:
-        scores = scores.masked_fill(~patch_valid, float("-inf"))
-    top = scores.topk(longest, dim=1).indices
-    idx = torch.cat([_prefix_index(state, x), top + p], dim=1)
-    x_kept, kept = gather_tokens(x, idx), state.gather(idx)
-    valid = None
+    if state.valid is not None:
+        scores = scores.masked_fill(~state.valid[:, p:], float("-inf"))
+    idx, full = _ranked(scores, p, longest)
+    x_kept, kept = gather_tokens(x, idx), state.gather(idx)  # state.gather keeps ``valid`` too
     if per_image:
         valid = torch.arange(longest, device=x.device) < k[:, None]
-    elif patch_valid is not None:
-        valid = patch_valid.gather(1, top)
-    if valid is not None:
         kept.valid = torch.cat([valid.new_ones(valid.shape[0], p), valid], 1)
     if not fuse:
         return x_kept, kept
-    if per_image or patch_valid is not None:
+    if per_image or state.valid is not None:
         raise ValueError("fusing dropped tokens is only supported with one count for the whole batch")
-    dropped = torch.ones_like(scores, dtype=torch.bool).scatter(1, top, False)
-    fused = torch.einsum("bn,bnc->bc", (scores * dropped).to(x.dtype), x[:, p:])
-    sizes = state.sizes(x)[:, p:]
-    fused_size = (sizes * dropped[..., None]).sum(1, keepdim=True)
+    b, n = full.shape
+    weights = full.scatter(1, idx, 0.0)  # each dropped patch's score, 0 for the prefix and the kept
+    if weights.dtype != x.dtype:
+        weights = weights.to(x.dtype)
+    fused = torch.bmm(weights.view(b, 1, n), x)  # [B, 1, C]
+    if state.size is None:  # every dropped patch is one patch
+        dropped_count = n - p - longest
+        fused_size = constant(
+            ("fused-size", b, dropped_count, x.dtype, x.device),
+            lambda: torch.full((b, 1, 1), dropped_count, dtype=x.dtype, device=x.device),
+        )
+    else:
+        fused_size = state.size.scatter(1, rows(idx, 1), 0.0).sum(1, keepdim=True)
     source = None
     if state.source is not None:
-        source = torch.cat([kept.source, (state.source[:, p:] & dropped[..., None]).any(1, keepdim=True)], 1)
+        dropped = weights.new_ones(weights.shape, dtype=torch.bool).scatter(1, idx, False)
+        source = torch.cat([kept.source, (state.source & dropped[..., None]).any(1, keepdim=True)], 1)
+    fused_pos = constant(("fused-pos", b, x.device), lambda: torch.full((b, 1), -1, device=x.device))
     out = TokenState(
         num_prefix=p,
-        pos=torch.cat([kept.pos, kept.pos.new_full((x.shape[0], 1), -1)], 1),
+        pos=torch.cat([kept.pos, fused_pos], 1),
         size=torch.cat([kept.sizes(x_kept), fused_size], 1),
         source=source,
     )
-    return torch.cat([x_kept, fused[:, None]], 1), out
+    return torch.cat([x_kept, fused], 1), out
 
 
 def mass_counts(scores: Tensor, mass: float, valid: Tensor | None = None) -> Tensor:
@@ -134,21 +157,114 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
         return x, state
     if state.valid is not None:
         raise ValueError("bipartite merging needs one token count for the whole batch (no padding)")
+    with torch.no_grad():
+        best, partner = _match(metric, p)
+    if torch.compiler.is_compiling():
+        return _merge_compiled(x, state, best[..., 0], partner[..., 0], r)
+    return _merge_eager(x, state, best, partner, r)
+
+
+def _match(metric: Tensor, p: int) -> tuple[Tensor, Tensor]:
+    """Each A token's best cosine similarity to a B token and that B token's index, ``[B, N_a, 1]``
+    each; prefix tokens in A match nothing (-inf) and those in B are never matched."""
+    m = metric / metric.norm(dim=-1, keepdim=True)
+    similarity = torch.bmm(*_halves(m))
+    if p:  # a fill, not an added -inf: a zero metric's NaN similarity must not win either
+        na, nb = similarity.shape[1:]
+        key = ("tome-mask", na, nb, p, similarity.device)
+        similarity.masked_fill_(constant(key, lambda: _prefix_mask(na, nb, p, similarity)), float("-inf"))
+    return similarity.max(dim=-1, keepdim=True)
+
+
+def _halves(m: Tensor) -> tuple[Tensor, Tensor]:
+    """Views of ``m`` ([B, N, C]): its A tokens (even positions) ``[B, N_a, C]`` and its B tokens
+    (odd) transposed, ``[B, C, N_b]``; eager, one ``as_strided`` each instead of a slice and a transpose."""
+    if torch.compiler.is_compiling():
+        return m[:, ::2], m[:, 1::2].transpose(1, 2)
+    b, n, c = m.shape
+    s0, s1, s2 = m.stride()
+    a = m.as_strided((b, (n + 1) // 2, c), (s0, 2 * s1, s2))
+    return a, m.as_strided((b, c, n // 2), (s0, s2, 2 * s1), m.storage_offset() + s1)
+
+
+def _prefix_mask(na: int, nb: int, p: int, like: Tensor) -> Tensor:
+    """``[N_a, N_b]``, True in the rows of prefix tokens in A (never a source) and the columns of
+    prefix tokens in B (never a destination)."""
+    mask = torch.zeros(na, nb, dtype=torch.bool, device=like.device)
+    mask[: (p + 1) // 2] = True
+    mask[:, : p // 2] = True
+    return mask
+
+
+def _merge_eager(x: Tensor, state: TokenState, best: Tensor, partner: Tensor, r: int):
+    """The merge in few aten calls, for eager mode (issue 33), in sequence positions throughout: the
+    sources' size-weighted tokens are added into their destinations, and one gather of the kept
+    positions (prefix, unmerged A, B) lays out the result; ``best``/``partner`` are ``[B, N_a, 1]``."""
+    b, n, c = x.shape
+    p = state.num_prefix
+    if p:
+        src = best.topk(r, dim=1).indices  # [B, r, 1], best match first (the reference's argsort)
+    else:
+        order = best.topk(best.shape[1], dim=1).indices
+        src = order[:, :r]
+    dst = torch.add(scalar(1, partner), partner.gather(1, src), alpha=2)  # B index → sequence position
+    src = src * 2
+    if state.size is None:  # every token is one patch: no weighting, and each source adds 1
+        summed = x.scatter_add(1, rows(dst, c), x.gather(1, rows(src, c)))
+        size = ones(b, n, x).scatter_add(1, dst, ones(b, r, x))
+    else:
+        summed = x * state.size  # a new tensor: the sources are read from it before it is added into
+        summed.scatter_add_(1, rows(dst, c), summed.gather(1, rows(src, c)))
+        size = state.size.scatter_add(1, dst, state.size.gather(1, src))
+    if p:  # unmerged A tokens keep their order: the n - r smallest keys, sources pushed past them
+        keep = _layout(b, n, p, x.device).scatter(1, src, 3 * n).topk(n - r, dim=1, largest=False).indices
+    else:  # no prefix: unmerged A tokens in match order, as in the reference
+        keep = torch.cat([order[:, r:] * 2, _b_positions(b, n, x.device)], 1)
+    size = size.gather(1, keep)
+    source = None
+    if state.source is not None:
+        n0 = state.source.shape[-1]
+        held = state.source.to(torch.uint8)
+        held = held.scatter_reduce(1, rows(dst, n0), held.gather(1, rows(src, n0)), "amax")
+        source = held.gather(1, rows(keep, n0)).bool()
+    out = TokenState(
+        num_prefix=p,
+        pos=state.pos.gather(1, flat(keep)),
+        size=size if not size.requires_grad else size.detach(),
+        source=source,
+    )
+    return summed.gather(1, rows(keep, c)) / size, out
+
+
+def _layout(b: int, n: int, p: int, device) -> Tensor:
+    """Sort keys ``[B, N, 1]`` of the merged layout: prefix token i → i, A patch at position j → n + j,
+    B patch at j → 2n + j (a source is given 3n)."""
+
+    def make():
+        j = torch.arange(n, device=device)
+        return torch.where(j < p, j, j + n * (1 + j % 2)).view(1, n, 1).expand(b, n, 1)
+
+    return constant(("tome-layout", b, n, p, device), make)
+
+
+def _b_positions(b: int, n: int, device) -> Tensor:
+    """Sequence positions of the B tokens, ``[B, N_b, 1]``."""
+    return constant(
+        ("tome-b", b, n, device), lambda: torch.arange(1, n, 2, device=device).view(1, -1, 1).expand(b, -1, 1)
+    )
+
+
+def _merge_compiled(x: Tensor, state: TokenState, best: Tensor, partner: Tensor, r: int):
+    """The merge under ``torch.compile``: ranks by comparison and sources added by a one-hot matmul
+    (Inductor fuses the first and has no scatter-add); ``best``/``partner`` are ``[B, N_a]``."""
+    p = state.num_prefix
     prefix_a, prefix_b = (p + 1) // 2, p // 2  # prefix tokens at even / odd positions
     with torch.no_grad():
-        m = metric / metric.norm(dim=-1, keepdim=True)
-        similarity = m[:, ::2] @ m[:, 1::2].transpose(1, 2)
-        similarity[:, :prefix_a] = float("-inf")
-        similarity[:, :, :prefix_b] = float("-inf")
-        best, partner = similarity.max(dim=-1)
-        compiling = torch.compiler.is_compiling()
-        if p and compiling:
+        if p:
             src, unmerged = _split_by_rank(best, r)
             unmerged = unmerged[:, prefix_a:]
-        else:  # eager: an argsort and a sort are fewer kernels (the same tokens, tested)
+        else:
             src, unmerged = best.argsort(dim=-1, descending=True).split([r, best.shape[1] - r], dim=1)
-            if p:
-                unmerged = unmerged.sort(dim=1).values[:, prefix_a:]
         dst = partner.gather(1, src)
 
     def split(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -157,13 +273,9 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     c = x.shape[-1]
     sizes = state.sizes(x)
     (x_pre, xa, xb), (s_pre, sa, sb) = split(x), split(sizes)
-    if compiling:  # one small matmul adds the sources into their destinations: Inductor has no scatter-add
-        onehot = dst[:, None, :] == torch.arange(xb.shape[1], device=x.device)[:, None]  # [B, N_b, r]
-        added = onehot.to(x.dtype) @ gather_tokens(torch.cat([xa * sa, sa], -1), src)
-        b_sum, b_size = xb * sb + added[..., :c], sb + added[..., c:]
-    else:
-        b_sum = (xb * sb).scatter_add(1, dst[..., None].expand(-1, -1, c), gather_tokens(xa * sa, src))
-        b_size = sb.scatter_add(1, dst[..., None], gather_tokens(sa, src))
+    onehot = dst[:, None, :] == torch.arange(xb.shape[1], device=x.device)[:, None]  # [B, N_b, r]
+    added = onehot.to(x.dtype) @ gather_tokens(torch.cat([xa * sa, sa], -1), src)
+    b_sum, b_size = xb * sb + added[..., :c], sb + added[..., c:]
     x_out = torch.cat([x_pre, gather_tokens(xa, unmerged), (b_sum / b_size)[:, prefix_b:]], 1)
 
     pos_pre, pos_a, pos_b = split(state.pos)

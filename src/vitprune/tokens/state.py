@@ -16,10 +16,12 @@ Every token carries
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
+
+from vitprune.tokens.cache import constant
 
 
 @dataclass
@@ -29,12 +31,14 @@ class TokenState:
     size: Tensor | None = None  # [B, N, 1], dtype of the activations
     source: Tensor | None = None  # [B, N, N0] bool
     valid: Tensor | None = None  # [B, N] bool, False for padding
+    # attention_bias's last answer, (dtype, proportional, bias): blocks that keep the tokens reuse it
+    _bias: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def start(cls, x: Tensor, num_prefix: int, trace_source: bool = False) -> TokenState:
         """State for the tokens entering the first block: every token is itself."""
         b, n, _ = x.shape
-        pos = torch.arange(n, device=x.device).expand(b, n)
+        pos = constant(("pos", b, n, x.device), lambda: torch.arange(n, device=x.device).expand(b, n))
         source = torch.eye(n, dtype=torch.bool, device=x.device).expand(b, n, n) if trace_source else None
         return cls(num_prefix=num_prefix, pos=pos, source=source)
 
@@ -50,7 +54,7 @@ class TokenState:
         """Sizes as a ``[B, N, 1]`` tensor (ones when nothing was merged yet)."""
         if self.size is not None:
             return self.size
-        return like.new_ones(like.shape[0], like.shape[1], 1)
+        return ones(like.shape[0], like.shape[1], like)
 
     def counts(self) -> Tensor:
         """Real (non-padding) tokens per image, ``[B]``."""
@@ -60,14 +64,21 @@ class TokenState:
 
     def attention_bias(self, dtype: torch.dtype, proportional: bool) -> Tensor | None:
         """The additive SDPA mask ``[B, 1, 1, N]`` every key gets: log(size) for proportional
-        attention, and -inf for padding. ``None`` when neither applies (the unpatched fast path)."""
+        attention, and -inf for padding. ``None`` when neither applies (the unpatched fast path).
+        Computed once per state and dtype: the blocks between two reductions share it."""
+        if self._bias is not None and self._bias[:2] == (dtype, proportional):
+            return self._bias[2]
         bias = None
         if proportional and self.size is not None:
-            bias = self.size.detach().to(dtype).log().transpose(1, 2)[:, None]
+            b, n, _ = self.size.shape
+            size = self.size if self.size.dtype == dtype else self.size.to(dtype)
+            bias = size.log().view(b, 1, 1, n)  # sizes carry no gradient (merges detach them)
         if self.valid is not None:
             pad = torch.zeros(self.valid.shape, dtype=dtype, device=self.valid.device)
             pad = pad.masked_fill(~self.valid, float("-inf"))[:, None, None]
             bias = pad if bias is None else bias + pad
+        if not torch.compiler.is_compiling():
+            self._bias = (dtype, proportional, bias)
         return bias
 
     def gather(self, idx: Tensor) -> TokenState:
@@ -75,18 +86,42 @@ class TokenState:
         return replace(
             self,
             pos=self.pos.gather(1, idx),
-            size=None if self.size is None else self.size.gather(1, idx[..., None]),
+            size=None if self.size is None else self.size.gather(1, rows(idx, 1)),
             source=None if self.source is None else _gather_rows(self.source, idx),
             valid=None if self.valid is None else self.valid.gather(1, idx),
         )
 
 
+def ones(b: int, n: int, like: Tensor) -> Tensor:
+    """A shared ``[b, n, 1]`` tensor of ones in ``like``'s dtype and device (never written into)."""
+    key = ("ones", b, n, like.dtype, like.device)
+    return constant(key, lambda: torch.ones(b, n, 1, dtype=like.dtype, device=like.device))
+
+
 def _gather_rows(t: Tensor, idx: Tensor) -> Tensor:
-    return t.gather(1, idx[..., None].expand(-1, -1, t.shape[-1]))
+    return t.gather(1, rows(idx, t.shape[-1]))
+
+
+def rows(idx: Tensor, width: int) -> Tensor:
+    """``idx`` ([B, K], or [B, K, 1]) as a ``[B, K, width]`` index of whole rows, for gather/scatter.
+
+    Eager, one ``as_strided`` view (an unsqueeze and an expand cost four aten calls); compiled, the
+    plain ``expand``, which every backend and exporter knows."""
+    b, k = idx.shape[:2]
+    if torch.compiler.is_compiling():
+        return idx.reshape(b, k, 1).expand(b, k, width)
+    return idx.as_strided((b, k, width), (idx.stride(0), idx.stride(1), 0))
+
+
+def flat(idx: Tensor) -> Tensor:
+    """A ``[B, K, 1]`` index as ``[B, K]`` (one view)."""
+    if torch.compiler.is_compiling():
+        return idx[..., 0]
+    return idx.as_strided(idx.shape[:2], idx.stride()[:2])
 
 
 def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
-    """``x[b, idx[b]]`` for ``x`` of shape [B, N, C] and ``idx`` of shape [B, K]."""
+    """``x[b, idx[b]]`` for ``x`` of shape [B, N, C] and ``idx`` of shape [B, K] or [B, K, 1]."""
     return _gather_rows(x, idx)
 
 
