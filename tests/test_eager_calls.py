@@ -49,3 +49,14 @@ def test_a_reducing_block_adds_at_most_the_budget_of_calls(dense, label):
         f"{label}: {calls} aten calls against dense {dense_calls}, {extra:.1f} extra per reducing block "
         f"({reducing} blocks); the budget is {budget}"
     )
+
+
+def test_merges_after_the_first_still_backpropagate():
+    """The eager merge adds into its own weighted tokens in place only where autograd keeps none of them."""
+    torch.manual_seed(0)
+    model = timm.create_model("deit_tiny_patch16_224", img_size=32, patch_size=8, depth=3, num_classes=10)
+    vitprune.apply(model, "tome", r=2)
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    model(x).square().sum().backward()
+    assert model.vitprune.state.num_tokens == 17 - 3 * 2
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -213,8 +213,11 @@ def _merge_eager(x: Tensor, state: TokenState, best: Tensor, partner: Tensor, r:
         summed = x.scatter_add(1, rows(dst, c), x.gather(1, rows(src, c)))
         size = ones(b, n, x).scatter_add(1, dst, ones(b, r, x))
     else:
-        summed = x * state.size  # a new tensor: the sources are read from it before it is added into
-        summed.scatter_add_(1, rows(dst, c), summed.gather(1, rows(src, c)))
+        weighted = x * state.size
+        sources = weighted.gather(1, rows(src, c))
+        # A new tensor, added into in place unless autograd keeps it for the gather's backward.
+        add = weighted.scatter_add if weighted.requires_grad else weighted.scatter_add_
+        summed = add(1, rows(dst, c), sources)
         size = state.size.scatter_add(1, dst, state.size.gather(1, src))
     if p:  # unmerged A tokens keep their order: the n - r smallest keys, sources pushed past them
         keep = _layout(b, n, p, x.device).scatter(1, src, 3 * n).topk(n - r, dim=1, largest=False).indices
