@@ -129,6 +129,13 @@ def test_resize_is_batch_invariant_and_removable():
     assert torch.equal(_run(model, x), _run(dense, x))
 
 
+def test_resized_hugging_face_models_still_return_hidden_states():
+    for name in ("hf-clip", "hf-vit"):
+        with torch.no_grad():
+            out = vitprune.apply(build(name), "resize", grid=3)(_images(2, 32), output_hidden_states=True)
+        assert out.hidden_states is not None and out.hidden_states[-1].shape[1] == 1 + 9
+
+
 def test_resize_leaves_eva_rope_untouched_when_removed():
     dense = build("timm-eva02")
     model = vitprune.apply(copy.deepcopy(dense), "resize", grid=2)
