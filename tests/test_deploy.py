@@ -56,9 +56,9 @@ def _counting_inductor(graphs: list):
     return backend
 
 
+@pytest.mark.inductor
 @pytest.mark.parametrize("method", sorted(FIXED))
 def test_fixed_schedules_compile_whole_and_once(method):
-@pytest.mark.inductor
     model, graphs = _model(method), []
     compiled = torch.compile(model, fullgraph=True, backend=_counting_inductor(graphs))
     for seed in (0, 1):  # same shape, new data: no second graph
@@ -71,9 +71,9 @@ def test_fixed_schedules_compile_whole_and_once(method):
         assert pooled.any() and not pooled.all(), "the batch must mix pooling and pruning"
 
 
+@pytest.mark.inductor
 def test_cpp_wrapper_compiles_the_same_outputs():
     """Inductor's C++ wrapper (``bench --compile --cpp-wrapper``, deploy.py's compiled-cpp mode)."""
-@pytest.mark.inductor
     model = _model("tome")
     compiled = torch.compile(model, fullgraph=True, options={"cpp_wrapper": True})
     x = _images(0)
@@ -119,9 +119,9 @@ def _contrasting_images(seed: int) -> torch.Tensor:
     return torch.randn(4, 1, 28, 28, generator=g) * torch.rand(4, 1, 1, 1, generator=g) * 5
 
 
+@pytest.mark.inductor
 @pytest.mark.parametrize(
     "method, config",
-@pytest.mark.inductor
     [
         ("star", {"alpha": 1.0, "rates": [0.6, 0.7, 0.8], "adaptive": True}),
         ("sait", {"mode": "mass", "mass": 0.6}),
