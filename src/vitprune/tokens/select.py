@@ -220,7 +220,8 @@ def _merge_eager(x: Tensor, state: TokenState, best: Tensor, partner: Tensor, r:
         summed = add(1, rows(dst, c), sources)
         size = state.size.scatter_add(1, dst, state.size.gather(1, src))
     if p:  # unmerged A tokens keep their order: the n - r smallest keys, sources pushed past them
-        keep = _layout(b, n, p, x.device).scatter(1, src, 3 * n).topk(n - r, dim=1, largest=False).indices
+        past = 3 * int(n)  # a number: under torch.jit.trace (fvcore) shapes are 0-dim tensors
+        keep = _layout(b, n, p, x.device).scatter(1, src, past).topk(n - r, dim=1, largest=False).indices
     else:  # no prefix: unmerged A tokens in match order, as in the reference
         keep = torch.cat([order[:, r:] * 2, _b_positions(b, n, x.device)], 1)
     size = size.gather(1, keep)
