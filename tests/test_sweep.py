@@ -138,11 +138,12 @@ def test_sweep_command(tmp_path):
     kwargs = "img_size=28 patch_size=4 depth=2 embed_dim=48 num_heads=3 in_chans=1 num_classes=10".split()
     argv = ["--model", "vit_tiny_patch16_224", *[a for kw in kwargs for a in ("--model-kwargs", kw)]]
     argv += ["--methods", "tome,star", "--macs", "0.7", "--limit", "16", "--no-speed", "--out", str(tmp_path)]
-    args = parser.parse_args(argv)
+    args = parser.parse_args([*argv, "--rounds", "2"])
     result = args.run(args)
     assert [r["method"] for r in result["rows"]] == ["dense", "tome"]
     assert result["plots"] == [str(tmp_path / "accuracy_vs_gmacs.png")]
-    assert "--model-kwargs depth=2" in json.loads((tmp_path / "sweep.json").read_text())["command"]
+    command = json.loads((tmp_path / "sweep.json").read_text())["command"]
+    assert "--model-kwargs depth=2" in command and "--rounds 2" in command  # what reproduces it
 
 
 def test_a_zoo_model_trained_with_a_method_is_not_labelled_dense(tmp_path):

@@ -58,9 +58,10 @@ TARGETS = (0.8, 0.65, 0.5)
 DIMAP_FRACTIONS = (0.3, 0.5)  # of the prunable weights (qkv, proj, fc1, fc2), removed
 STAR_IMAGES = 32  # the paper calibrates on 192; a few are enough for a demo and take seconds
 MAP_IMAGES = 8
-# Throughput batch and test-image defaults keep `make demo` under 8 minutes on a 2-core AVX2 CPU with
-# every method and baseline timed against dense and resize; `vitprune sweep` takes any.
-BATCH = 32
+# Throughput batch, timing rounds and test-image defaults keep `make demo` under 8 minutes on a 2-core
+# AVX2 CPU with every method and baseline timed against dense and resize; `vitprune sweep` takes any.
+BATCH = 16
+ROUNDS = 2
 # Rows compare by ratios timed in one run (each row interleaved with dense), not by raw latencies timed apart.
 SHOWN = [c for c in COLUMNS if c not in ("status", "setting", "n", "latency_ms")]
 
@@ -100,6 +101,7 @@ def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS
         macs=list(targets),
         limit=limit,
         batch=BATCH,
+        rounds=ROUNDS,
         star_prior=star_prior(dense, name, out) if "star" in methods else None,
         threads=torch.get_num_threads(),
     )

@@ -13,6 +13,7 @@ from vitprune.measure.shards import join, rank_and_world
 from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
 from vitprune.sweep.files import flat_rows
+from vitprune.sweep.measure import SPEED_ROUNDS
 from vitprune.sweep.run import SweepSettings, sweep, write_reports
 from vitprune.sweep.yardstick import points_vs_resize
 
@@ -53,6 +54,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch", type=values.positive_int, default=64, help="throughput batch size (default: %(default)s)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=values.positive_int,
+        default=SPEED_ROUNDS,
+        help="interleaved timing rounds per cell, median kept (default: %(default)s)",
+    )
     parser.add_argument("--eval-batch", type=values.positive_int, default=256, help="evaluation batch size")
     parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip throughput/latency")
     parser.add_argument(
@@ -78,6 +85,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
         split=args.split,
         limit=args.limit,
         batch=args.batch,
+        rounds=args.rounds,
         eval_batch=args.eval_batch,
         speed=args.speed,
         star_prior=args.star_prior,

@@ -18,7 +18,9 @@ def accuracy_and_macs(model: nn.Module, loader) -> dict:
     return evaluate_macs(model, loader, progress=False, combine=True)  # torchrun: counts summed over ranks
 
 
-def speed(model: nn.Module, dense: nn.Module, batch: int, resize: nn.Module | None = None) -> dict:
+def speed(
+    model: nn.Module, dense: nn.Module, batch: int, resize: nn.Module | None = None, rounds=SPEED_ROUNDS
+) -> dict:
     """Throughput at ``batch`` and latency at batch 1, each interleaved with the dense model and, when
     given, the ``resize`` baseline at the same MACs (``vs_resize``, ``latency_vs_resize``: the method's
     speed as a fraction of that limit)."""
@@ -26,8 +28,8 @@ def speed(model: nn.Module, dense: nn.Module, batch: int, resize: nn.Module | No
     if resize is not None:
         models["resize"] = resize
     key = "dense" if model is dense else "model"
-    ips = compare(models, batch, rounds=SPEED_ROUNDS, runs=1)
-    single = compare(models, 1, rounds=SPEED_ROUNDS, runs=LATENCY_RUNS)
+    ips = compare(models, batch, rounds=rounds, runs=1)
+    single = compare(models, 1, rounds=rounds, runs=LATENCY_RUNS)
     result = {
         "batch": batch,
         "threads": torch.get_num_threads(),

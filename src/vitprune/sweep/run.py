@@ -61,6 +61,7 @@ class SweepSettings:
     split: str = "test"
     limit: int | None = None
     batch: int = 64
+    rounds: int = measure.SPEED_ROUNDS  # interleaved timing rounds per cell (median kept)
     eval_batch: int = 256
     speed: bool = True
     star_prior: str | None = None
@@ -80,6 +81,8 @@ class SweepSettings:
             parts.append(f"--limit {self.limit}")
         if self.threads:
             parts.append(f"--threads {self.threads}")
+        if self.rounds != measure.SPEED_ROUNDS:
+            parts.append(f"--rounds {self.rounds}")
         parts.append(f"--batch {self.batch} --out {out}" + ("" if self.speed else " --no-speed"))
         return " ".join(parts)
 
@@ -163,7 +166,7 @@ def run_cell(dense: nn.Module, method: str, target: float, loader, settings: Swe
     row.update(status="ok", **measure.accuracy_and_macs(model, loader))
     if settings.speed and rank_and_world()[0] == 0:  # under torchrun, rank 0 alone times
         twin = None if method == DENSE else resize_twin(dense, model, target)
-        row["speed"] = measure.speed(model, dense, settings.batch, twin)
+        row["speed"] = measure.speed(model, dense, settings.batch, twin, settings.rounds)
     return row
 
 
