@@ -36,7 +36,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         type=values.listed(values.one_of(TOKEN_METHODS)),
         default="tome,evit,ppt,star,sait,resize,random,topk",
         help="comma-separated token methods and baselines (resize, random, topk: yardsticks every "
-        "method is read against; with speed on, each cell is also timed against resize at its MACs) "
+        "method is read against; with speed on, every method at a target is timed in one interleaved "
+        "run with dense and resize at that target) "
         "(default: %(default)s)",
     )
     parser.add_argument(
@@ -58,7 +59,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=values.positive_int,
         default=SPEED_ROUNDS,
-        help="interleaved timing rounds per cell, median kept (default: %(default)s)",
+        help="interleaved timing rounds per MACs target, median kept (default: %(default)s)",
     )
     parser.add_argument("--eval-batch", type=values.positive_int, default=256, help="evaluation batch size")
     parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip throughput/latency")

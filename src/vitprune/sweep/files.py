@@ -117,6 +117,7 @@ def describe(payload: dict) -> str:
         m = payload.get("machine", {})
         line += (
             f"; images/s at batch {s['batch']} and batch-1 latency (ms), fp32 on {m.get('device', '?')} "
-            f"with {m.get('threads', '?')} torch thread(s), interleaved with the dense model"
+            f"with {m.get('threads', '?')} torch thread(s), each target's methods interleaved with dense and "
+            "resize in one run"
         )
     return line + "."

@@ -18,32 +18,31 @@ def accuracy_and_macs(model: nn.Module, loader) -> dict:
     return evaluate_macs(model, loader, progress=False, combine=True)  # torchrun: counts summed over ranks
 
 
-def speed(
-    model: nn.Module, dense: nn.Module, batch: int, resize: nn.Module | None = None, rounds=SPEED_ROUNDS
-) -> dict:
-    """Throughput at ``batch`` and latency at batch 1, each interleaved with the dense model and, when
-    given, the ``resize`` baseline at the same MACs (``vs_resize``, ``latency_vs_resize``: the method's
-    speed as a fraction of that limit)."""
-    models = {"dense": dense} if model is dense else {"dense": dense, "model": model}
-    if resize is not None:
-        models["resize"] = resize
-    key = "dense" if model is dense else "model"
+def speeds(models: dict[str, nn.Module], batch: int, rounds=SPEED_ROUNDS) -> dict[str, dict]:
+    """Throughput at ``batch`` and latency at batch 1 of every model in ``models`` (which holds
+    ``"dense"``), all interleaved in one run, each as a ratio to dense and, where ``models`` holds
+    ``"resize"`` (the baseline at the same MACs), to resize (``vs_resize``, ``latency_vs_resize``: the
+    method's speed as a fraction of that limit). One run per MACs target times dense and resize once
+    for every method instead of once per method."""
     ips = compare(models, batch, rounds=rounds, runs=1)
     single = compare(models, 1, rounds=rounds, runs=LATENCY_RUNS)
-    result = {
-        "batch": batch,
-        "threads": torch.get_num_threads(),
-        "images_per_s": ips[key],
-        "dense_images_per_s": ips["dense"],
-        "speedup": ips[key] / ips["dense"],
-        "latency_ms": 1000 / single[key],
-        "dense_latency_ms": 1000 / single["dense"],
-        "latency_speedup": single[key] / single["dense"],
-    }
-    if resize is not None:
-        result["vs_resize"] = ips[key] / ips["resize"]
-        result["latency_vs_resize"] = single[key] / single["resize"]
-    return result
+    out = {}
+    for key in models:
+        result = {
+            "batch": batch,
+            "threads": torch.get_num_threads(),
+            "images_per_s": ips[key],
+            "dense_images_per_s": ips["dense"],
+            "speedup": ips[key] / ips["dense"],
+            "latency_ms": 1000 / single[key],
+            "dense_latency_ms": 1000 / single["dense"],
+            "latency_speedup": single[key] / single["dense"],
+        }
+        if "resize" in models and key not in ("dense", "resize"):
+            result["vs_resize"] = ips[key] / ips["resize"]
+            result["latency_vs_resize"] = single[key] / single["resize"]
+        out[key] = result
+    return out
 
 
 def setting(method: object) -> str:

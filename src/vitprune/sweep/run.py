@@ -2,7 +2,9 @@
 
 Each cell applies a method with ``macs=target`` to a copy of the dense model and measures top-1/top-5
 on the test split (or its first ``limit`` images), the mean GMACs of those images from the token
-counts really used, and optionally throughput and batch-1 latency interleaved with the dense model.
+counts really used. Then, optionally, speed: per MACs target one interleaved run times throughput and
+batch-1 latency of the dense model, every method's cell at that target and ``resize`` at it, so every
+ratio in a row (to dense, to resize) and every comparison between the rows of a target come from one run.
 ``sweep.json`` is rewritten atomically after every cell; with ``resume`` finished cells are kept and
 skipped, so an interrupted sweep resumed gives the same JSON as an uninterrupted one (timing numbers
 live apart, in each row's ``speed``). CSV, Markdown and the plots are written at the end.
@@ -32,7 +34,7 @@ from vitprune.methods import REGISTRY
 from vitprune.models.load import loaded_name
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
-from vitprune.sweep.yardstick import resize_twin
+from vitprune.sweep.yardstick import RESIZE, resize_twin
 from vitprune.vit import UnsupportedModelError
 
 DENSE = "dense"
@@ -148,26 +150,49 @@ def _resumable(previous: dict | None, settings: SweepSettings, out: Path) -> dic
     return previous
 
 
-def run_cell(dense: nn.Module, method: str, target: float, loader, settings: SweepSettings) -> dict:
-    """The row of one (method, MACs target) cell."""
-    row = {"method": method, "macs_target": target}
+def cell_model(dense: nn.Module, method: str, target: float, settings: SweepSettings) -> nn.Module:
+    """A copy of ``dense`` with ``method`` at ``target`` (the dense model itself for the dense cell)."""
     if method == DENSE:
-        model, row["setting"] = dense, ""
-    else:
-        try:
-            model = vitprune.apply(
-                copy.deepcopy(dense), method, macs=target, **method_config(method, settings)
-            )
-        except ValueError as err:
-            return {**row, "status": "unreachable", "error": str(err)}
-        except UnsupportedModelError as err:  # e.g. resize on BEiT: the reason, and the sweep goes on
-            return {**row, "status": "refused", "error": str(err)}
-        row["setting"] = measure.setting(model.vitprune.method)
-    row.update(status="ok", **measure.accuracy_and_macs(model, loader))
-    if settings.speed and rank_and_world()[0] == 0:  # under torchrun, rank 0 alone times
-        twin = None if method == DENSE else resize_twin(dense, model, target)
-        row["speed"] = measure.speed(model, dense, settings.batch, twin, settings.rounds)
-    return row
+        return dense
+    return vitprune.apply(copy.deepcopy(dense), method, macs=target, **method_config(method, settings))
+
+
+def run_cell(dense: nn.Module, method: str, target: float, loader, settings: SweepSettings) -> dict:
+    """The row of one (method, MACs target) cell: accuracy and MACs (speed is timed per target)."""
+    row = {"method": method, "macs_target": target}
+    try:
+        model = cell_model(dense, method, target, settings)
+    except ValueError as err:
+        return {**row, "status": "unreachable", "error": str(err)}
+    except UnsupportedModelError as err:  # e.g. resize on BEiT: the reason, and the sweep goes on
+        return {**row, "status": "refused", "error": str(err)}
+    row["setting"] = "" if method == DENSE else measure.setting(model.vitprune.method)
+    return {**row, "status": "ok", **measure.accuracy_and_macs(model, loader)}
+
+
+def untimed(rows: list[dict], target: float) -> list[dict]:
+    """Rows still without a speed that the run at ``target`` times: its working cells (and dense)."""
+    return [
+        r
+        for r in rows
+        if r["status"] == "ok" and "speed" not in r and (r["macs_target"] == target or r["method"] == DENSE)
+    ]
+
+
+def time_target(dense: nn.Module, rows: list[dict], target: float, settings: SweepSettings) -> None:
+    """Time ``rows`` (cells at ``target``) in one interleaved run with dense and ``resize`` at ``target``,
+    and store each one's ``speed``: every method's ratios then come from the same run."""
+    models = {DENSE: dense}
+    for row in rows:
+        models[row["method"]] = cell_model(dense, row["method"], target, settings)
+    if RESIZE not in models:
+        twin = next((m for k, m in models.items() if k != DENSE), None)
+        twin = None if twin is None else resize_twin(dense, twin, target)
+        if twin is not None:
+            models[RESIZE] = twin
+    timed = measure.speeds(models, settings.batch, settings.rounds)
+    for row in rows:
+        row["speed"] = timed[row["method"]]
 
 
 def sweep(
@@ -205,21 +230,31 @@ def sweep(
     loader = build_loader(dataset, settings.eval_batch, sampler=my_share(n))  # torchrun: this rank's share
     main = rank_and_world()[0] == 0  # the rank that writes
     dense.eval()
+    targets = [float(t) for t in settings.macs] if settings.speed and main else []  # rank 0 alone times
     initial = sum(key in done for key in cells)
-    bar = tqdm(total=len(cells), initial=initial, disable=not (progress and main), unit="cell")
+    bar = tqdm(total=len(cells) + len(targets), initial=initial, disable=not (progress and main), unit="step")
+
+    def save() -> None:
+        payload["rows"] = [done[key] for key in cells + extra if key in done]
+        if main:
+            write_payload(out, payload)
+
     with bar:
         for method, target in cells:
             if (method, target) in done:
                 continue
             bar.set_postfix_str(f"{method} @ {target:g}")
             done[(method, target)] = run_cell(dense, method, target, loader, settings)
-            payload["rows"] = [done[key] for key in cells + extra if key in done]
-            if main:
-                write_payload(out, payload)
+            save()
             bar.update()
-    payload["rows"] = [done[key] for key in cells + extra if key in done]
-    if main:  # also when every cell was already done: notes and settings refreshed
-        write_payload(out, payload)
+        for target in targets:  # then the speed: one interleaved run per target, dense and resize included
+            rows = untimed([done[key] for key in cells if key in done], target)
+            if rows:
+                bar.set_postfix_str(f"timing @ {target:g}")
+                time_target(dense, rows, target, settings)
+                save()
+            bar.update()
+    save()  # also when every cell was already done: notes and settings refreshed
     return payload
 
 

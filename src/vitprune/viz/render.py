@@ -72,9 +72,18 @@ def boundaries(groups: np.ndarray, grid: tuple[int, int], patch: tuple[int, int]
 
 
 def _rectangles(mask: np.ndarray, grid: tuple[int, int], patch: tuple[int, int]) -> list[Rectangle]:
-    gw = grid[1]
+    """One rectangle per horizontal run of masked patches (fewer shapes for matplotlib to hatch)."""
     ph, pw = patch
-    return [Rectangle((i % gw * pw - 0.5, i // gw * ph - 0.5), pw, ph) for i in np.flatnonzero(mask)]
+    rows = mask.reshape(grid).astype(np.int8)
+    edges = np.diff(np.pad(rows, ((0, 0), (1, 1))), axis=1)  # +1 where a run starts, -1 past its end
+    out = []
+    for r in range(grid[0]):
+        starts, stops = np.flatnonzero(edges[r] == 1), np.flatnonzero(edges[r] == -1)
+        out += [
+            Rectangle((a * pw - 0.5, r * ph - 0.5), (b - a) * pw, ph)
+            for a, b in zip(starts, stops, strict=True)
+        ]
+    return out
 
 
 def _draw_cell(ax, image: np.ndarray, groups: np.ndarray, fused: np.ndarray, grid: tuple[int, int]) -> None:
