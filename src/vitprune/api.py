@@ -19,7 +19,9 @@ def methods() -> dict[str, str]:
     )
 
 
-def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = False, **config) -> nn.Module:
+def apply(
+    model: nn.Module, method: str, *, img_size=None, trace_source: bool = False, dense: bool = False, **config
+) -> nn.Module:
     """Patch ``model`` in place so ``method`` runs in its forward pass; return the model.
 
     ``config`` holds the method's own options (see ``vitprune methods``); every method also takes
@@ -28,6 +30,12 @@ def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = 
     file or the name of a zoo model whose calibration ships with vitprune. ``trace_source`` records
     which original patches each token holds (``model.vitprune.state.source``) for visualisation;
     ``model.vitprune.state`` is None after a forward in which no block reduced.
+    ``dense`` makes the model's output the full patch grid (issue 31, SViT's restoration): each patch
+    gets the feature of the token that holds it (a merged token's goes to every patch merged into
+    it), a dropped patch keeps the value it had after the attention of the block that dropped it, and
+    ``resize`` interpolates back to the model's grid. timm's ``forward_features`` and Hugging Face's
+    ``last_hidden_state`` and ``output_hidden_states`` are then full grids, and pooling reads every
+    patch once; timm's ``forward_intermediates`` returns full grids with or without ``dense``.
     Applying again replaces the previous method.
 
     ``"dimap"`` prunes weights in place (see :func:`vitprune.weights.apply.apply_dimap`), keeps any
@@ -47,7 +55,7 @@ def apply(model: nn.Module, method: str, *, img_size=None, trace_source: bool = 
     built = builder(spec, **resolve(config))
     built.plan(spec)
     remove(model)
-    token_patch.patch(model, built, trace_source=trace_source)
+    token_patch.patch(model, built, trace_source=trace_source, dense=dense)
     if hasattr(built, "set"):  # runtime settings, e.g. model.sait.set(mode="mass", mass=0.9)
         setattr(model, built.name, built)
     return model

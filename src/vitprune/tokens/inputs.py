@@ -5,7 +5,8 @@
   library's own ``forward``, which takes it the way its library does (``Family.any_grid``: timm's
   ``dynamic_img_size``, Hugging Face's ``interpolate_pos_encoding``). The model still takes its
   original input size, and ``torch.compile`` sees one forward (a hook on the model would be a frame,
-  and a graph, of its own).
+  and a graph, of its own). timm's ``forward_features`` and ``forward_intermediates`` resize the same
+  way, and dense outputs interpolate the features back to the model's own grid (``resampled``).
 - ``method.see(pixels)`` (the ``random`` baseline): a pre-hook on the patch embedding hands the
   method the pixels each forward embeds, so it can derive per-image values from them.
 """
@@ -39,7 +40,16 @@ def _resizing_class(patched: type) -> type:
     must still reach the library's class. One per patched class."""
     if patched in _RESIZED:
         return _RESIZED[patched]
-    inner = patched.forward
+    own = {k: v for k, v in vars(patched).items() if k not in ("__dict__", "__weakref__")}
+    entries = [n for n in ("forward", "forward_features", "forward_intermediates") if hasattr(patched, n)]
+    resizing = {name: _resizing(getattr(patched, name)) for name in entries}
+    _RESIZED[patched] = type(f"Resized{patched.__name__}", patched.__bases__, {**own, **resizing})
+    return _RESIZED[patched]
+
+
+def _resizing(inner):
+    """``inner`` (a forward, or timm's ``forward_features`` or ``forward_intermediates``) run on the input
+    resized (an input already of that size is left as it is, so ``forward`` calling another is fine)."""
 
     @functools.wraps(inner)  # the library's signature, which torch.export binds inputs to
     def forward(self, *args, **kwargs):
@@ -51,9 +61,7 @@ def _resizing_class(patched: type) -> type:
             kwargs = {**kwargs, key: resize_images(kwargs[key], size)}
         return inner(self, *args, **kwargs, **extra)
 
-    own = {k: v for k, v in vars(patched).items() if k not in ("__dict__", "__weakref__")}
-    _RESIZED[patched] = type(f"Resized{patched.__name__}", patched.__bases__, {**own, "forward": forward})
-    return _RESIZED[patched]
+    return forward
 
 
 def _show_pixels(embed: nn.Module, args: tuple) -> None:
@@ -65,6 +73,16 @@ def check(model: nn.Module, family, method) -> None:
     """Refuse, before anything is patched, a resized input the family cannot take faithfully."""
     if getattr(method, "grid", None) is not None:
         family.any_grid(model, method.grid)
+
+
+def resampled(model: nn.Module, family, method) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """For a method that resizes the input: (the patch grid it runs at, the model's own), the grids
+    dense outputs interpolate its features between; None for every other method."""
+    grid = getattr(method, "grid", None)
+    if grid is None:
+        return None
+    (h, w), (sh, sw) = family.default_img_size(model), family.patch_embed(model).stride
+    return tuple(grid), (h // sh, w // sw)
 
 
 def install(model: nn.Module, ctx) -> list:

@@ -7,8 +7,9 @@ Attention stays the library's own module, fused SDPA included; proportional atte
 reach it as its additive mask argument. A block that neither reduces nor sees merged or padded
 tokens runs its library's own forward, so zero reduction costs nothing. The model (and any module
 its adapter names, e.g. the pooling) becomes a subclass with the adapter's overrides, such as
-pooling weighted by token size. ``unpatch`` restores every original class and attribute, giving
-back the model bit for bit.
+pooling weighted by token size. With dense outputs (``tokens/dense.py``) a block also snapshots the
+restored grid before it reduces and hands on its output restored where asked. ``unpatch`` restores
+every original class and attribute, giving back the model bit for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 import vitprune.tokens.inputs as inputs
 from vitprune.tokens.attention import capture_qkv, release_qkv
+from vitprune.tokens.dense import Dense
 from vitprune.tokens.families import family_of
 from vitprune.tokens.families.base import Family
 from vitprune.tokens.state import TokenState
@@ -41,6 +43,7 @@ class TokenContext:
     method: object
     num_prefix: int
     family: Family
+    dense: Dense
     trace_source: bool = False
     state: TokenState | None = None  # None until the current forward's first reducing block
     start: TokenState | None = None  # the state entering that block: every token still itself
@@ -59,7 +62,14 @@ class TokenContext:
 
 
 def _reducing_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
-    """A block's forward with the method's reduction between its attention and MLP halves."""
+    """A block's forward with the method's reduction between its attention and MLP halves; its output
+    restored to the full grid where dense outputs ask for it (``tokens/dense.py``)."""
+    out = _reduced(self, x, *args, **kwargs)
+    dense = self._vp_ctx.dense
+    return dense.leave(self._vp_layer, out, self._vp_ctx.state) if dense.on else out
+
+
+def _reduced(self, x: Tensor, *args, **kwargs) -> Tensor:
     ctx: TokenContext = self._vp_ctx
     layer: int = self._vp_layer
     if layer == 0:
@@ -73,7 +83,7 @@ def _reducing_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
     if any(a is not None and a is not False for a in given):
         raise ValueError("vitprune-patched blocks take no attention mask from the caller")
     if ctx.state is None:  # the first block that reduces (or counts): every token is still itself
-        ctx.state = ctx.start = TokenState.start(x, ctx.num_prefix, ctx.trace_source)
+        ctx.state = ctx.start = TokenState.start(x, ctx.num_prefix, ctx.trace_source or ctx.dense.on)
     state, family = ctx.state, ctx.family
     n_attn = None if ctx.counts is None else state.counts()
     bias = state.attention_bias(_compute_dtype(x), ctx.method.prop_attn)
@@ -88,6 +98,8 @@ def _reducing_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
         view = family.view(self, [p._vp_qkv for p in projections], bias, state, kwargs)
         for p in projections:
             p._vp_capture, p._vp_qkv = False, None
+        if ctx.dense.on:  # what each token dropped here keeps: its value after this attention residual
+            ctx.dense.snapshot(x, state, ctx.start)
         x, ctx.state = ctx.method.reduce(layer, x, state, view)
     if n_attn is not None:
         ctx.counts.append(BlockCount(n_attn, ctx.state.counts()))
@@ -116,11 +128,14 @@ def is_patched(model: nn.Module) -> bool:
     return hasattr(type(model), "_vp_original_class")
 
 
-def patch(model: nn.Module, method, trace_source: bool = False) -> TokenContext:
-    """Swap in the reducing classes and the q/k/v capture; ``model.vitprune`` holds the context."""
+def patch(model: nn.Module, method, trace_source: bool = False, dense: bool = False) -> TokenContext:
+    """Swap in the reducing classes and the q/k/v capture; ``model.vitprune`` holds the context.
+    ``dense``: the last block hands on the restored full grid (``tokens/dense.py``)."""
     family = family_of(model)
     inputs.check(model, family, method)  # before anything changes: it may refuse the model
-    ctx = TokenContext(method, family.num_prefix(model), family, trace_source)
+    num_prefix = family.num_prefix(model)
+    restoring = Dense(len(family.blocks(model)), num_prefix, dense, inputs.resampled(model, family, method))
+    ctx = TokenContext(method, num_prefix, family, restoring, trace_source)
     for module, methods in family.overrides(model):
         _swap(module, methods)
         module._vp_ctx = ctx

@@ -28,11 +28,18 @@ def original_class(module: nn.Module) -> type:
     return getattr(type(module), "_vp_original_class", type(module))
 
 
+def pooled_state(module: nn.Module):
+    """The token state of what pooling after the blocks reads: None when that is the restored full grid
+    (dense outputs), where every patch counts once (a merged token as often as the patches it holds)."""
+    ctx = module._vp_ctx
+    return None if ctx.dense.output else ctx.state
+
+
 def pool_bias(module: nn.Module, dtype, n: int) -> Tensor | None:
     """The additive mask ``[B, 1, 1, N]`` an attention pool gives the tokens it reads: log(size), so a
     merged token weighs as the patches it holds (proportional attention, Bolya et al., ICLR 2023,
     §3), and -inf for padding, for the last ``n`` tokens; None while every token is one unpadded patch."""
-    state = module._vp_ctx.state
+    state = pooled_state(module)
     bias = None if state is None else state.attention_bias(dtype, proportional=True)
     return None if bias is None else bias[..., -n:]  # timm's pools may read the patches only
 

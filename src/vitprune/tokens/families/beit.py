@@ -24,8 +24,8 @@ from timm.models.beit import Attention, Beit, Block
 from torch import Tensor
 
 from vitprune.tokens.attention import AttentionView
-from vitprune.tokens.families.base import UnsupportedModelError, original_class
-from vitprune.tokens.families.timm_common import TimmFamily
+from vitprune.tokens.families.base import UnsupportedModelError, original_class, pooled_state
+from vitprune.tokens.families.timm_common import TimmFamily, restored_intermediates
 
 
 def gather_pairs(bias: Tensor, pos: Tensor) -> Tensor:
@@ -51,7 +51,7 @@ def _followed_rel_pos_bias(self) -> Tensor:
 
 def _size_weighted_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
     """``Beit.forward_head`` whose average pool weighs tokens by size and skips padding."""
-    state, p = self.vitprune.state, self.num_prefix_tokens
+    state, p = pooled_state(self), self.num_prefix_tokens
     if (
         self.global_pool == "avg"
         and state is not None
@@ -128,4 +128,5 @@ class TimmBeit(TimmFamily):
     def overrides(self, model):
         attn = {"_get_rel_pos_bias": _followed_rel_pos_bias, "qkv_bias_separate": property(lambda self: True)}
         attns = [(b.attn, attn) for b in model.blocks]
-        return [(model, {"forward_head": _size_weighted_head}), *attns]
+        overrides = {"forward_head": _size_weighted_head, "forward_intermediates": restored_intermediates}
+        return [(model, overrides), *attns]

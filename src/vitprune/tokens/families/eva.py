@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from vitprune.tokens.attention import AttentionView
 from vitprune.tokens.families.base import UnsupportedModelError
-from vitprune.tokens.families.timm_common import TimmFamily
+from vitprune.tokens.families.timm_common import TimmFamily, restored_intermediates
 from vitprune.tokens.families.timm_vit import POOLS, _size_weighted_pool
 
 
@@ -100,7 +100,7 @@ class TimmEva(TimmFamily):
         return x + blk.drop_path2(y if blk.gamma_2 is None else blk.gamma_2 * y)
 
     def overrides(self, model):
-        return [(model, {"pool": _size_weighted_pool})]
+        return [(model, {"pool": _size_weighted_pool, "forward_intermediates": restored_intermediates})]
 
     def any_grid(self, model, grid):
         """timm's ``dynamic_img_size``, and RoPE for the grid: a RoPE that caches its table for one grid

@@ -6,18 +6,42 @@ logits), so proportional attention and padding reach the library's own attention
 halves call each layer's own modules in the order its ``forward`` does (transformers 5:
 ``modeling_vit``, ``modeling_deit``, ``modeling_dinov2_with_registers``, ``modeling_clip``,
 ``modeling_siglip``). Outputs keep their transformers types; ``last_hidden_state`` holds the
-tokens left after reduction. The class, distillation and register tokens stay first and are never
+tokens left after reduction (with ``vitprune.apply(..., dense=True)``, it and ``output_hidden_states``
+are on the full patch grid). The class, distillation and register tokens stay first and are never
 reduced, so the heads that read them are unchanged. Checked against transformers 5.x.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from vitprune.tokens.attention import AttentionView
 from vitprune.tokens.families.base import AnyGrid, Family, UnsupportedModelError, linear_macs, original_class
 
 ADDITIVE_MASK_ATTENTION = ("sdpa", "eager")
+
+
+def _restoring(library_forward):
+    """The model's own forward; with dense outputs on (``tokens/dense.py``), the hidden states it
+    returns are on the full patch grid: the last layer hands on the restored grid itself (so are
+    ``last_hidden_state`` and the pooling), the others are replaced by their restored outputs."""
+
+    @functools.wraps(library_forward)  # its signature, which transformers and torch.export read
+    def forward(self, *args, **kwargs):
+        dense = self._vp_ctx.dense
+        if not dense.output or not kwargs.get("output_hidden_states", self.config.output_hidden_states):
+            return super(type(self), self).forward(*args, **kwargs)
+        as_tuple = not kwargs.get("return_dict", self.config.return_dict)
+        dense.collect(range(dense.depth - 1))
+        out = super(type(self), self).forward(*args, **{**kwargs, "return_dict": True})
+        taken, states = dense.collected(), out.hidden_states
+        inner = [None if h is None else taken[i] for i, h in enumerate(states[1:-1])]
+        first = None if states[0] is None else dense.grid(states[0])  # the embeddings, resampled for resize
+        out.hidden_states = (first, *inner, states[-1])
+        return out.to_tuple() if as_tuple else out
+
+    return forward
 
 
 class HfEncoder(Family):
@@ -69,6 +93,9 @@ class HfEncoder(Family):
 
     def attention(self, blk):
         return getattr(blk, self.attn_name)
+
+    def overrides(self, model):
+        return [(model, {"forward": _restoring(original_class(model).forward)})]
 
     def mlp(self, blk):
         return blk.mlp

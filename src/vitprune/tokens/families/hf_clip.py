@@ -76,4 +76,4 @@ class HfSiglip(HfClip):
             if model.config.vision_use_head
             else []
         )
-        return [(model, {}), *extra]
+        return [*super().overrides(model), *extra]

@@ -4,8 +4,60 @@ prefix count, a conv patch embedding, one classifier head, and each block's ``at
 from __future__ import annotations
 
 from timm.layers import Format
+from timm.models._features import feature_take_indices
+from torch import Tensor
 
 from vitprune.tokens.families.base import AnyGrid, Family, UnsupportedModelError, linear_macs
+
+
+def restored_intermediates(
+    self,
+    x: Tensor,
+    indices=None,
+    return_prefix_tokens: bool = False,
+    norm: bool = False,
+    stop_early: bool = False,
+    output_fmt: str = "NCHW",
+    intermediates_only: bool = False,
+    **kwargs,
+):
+    """timm's ``forward_intermediates`` on the full patch grid under any token method: the taken blocks'
+    outputs and the final features restored (``tokens/dense.py``), then normed, split from the prefix
+    and shaped as timm does. The library's own method runs the blocks and returns the final features."""
+    if output_fmt not in ("NCHW", "NLC"):
+        raise ValueError(f"output_fmt={output_fmt!r}; allowed: 'NCHW' or 'NLC'")
+    dense, p = self.vitprune.dense, self.num_prefix_tokens
+    take, last = feature_take_indices(len(self.blocks), indices)
+    dense.collect(take, final=True)
+    out = super(type(self), self).forward_intermediates(
+        x,
+        indices,
+        norm=norm,
+        stop_early=stop_early,
+        output_fmt="NLC",
+        intermediates_only=intermediates_only,
+        **kwargs,
+    )
+    taken = dense.collected()
+    ys = [self.norm(taken[i]) if norm else taken[i] for i in take]
+    prefixes = [y[:, :p] for y in ys]
+    ys = [y[:, p:] for y in ys]
+    if output_fmt == "NCHW":
+        h, w = dense.resampled[1] if dense.resampled else self.patch_embed.dynamic_feat_size(x.shape[-2:])
+        ys = [y.reshape(y.shape[0], h, w, -1).permute(0, 3, 1, 2).contiguous() for y in ys]
+    stopped = stop_early and last < len(self.blocks) - 1  # the last block run was not the model's last
+    if isinstance(out, dict):  # VisionTransformer's output_dict=True
+        out["image_intermediates"] = ys
+        if p and return_prefix_tokens:
+            out["image_intermediates_prefix"] = prefixes
+        if stopped and not intermediates_only:
+            out["image_features"] = self.norm(taken[last])
+        return out
+    if p and return_prefix_tokens:
+        ys = list(zip(ys, prefixes, strict=True))
+    if intermediates_only:
+        return ys
+    return (self.norm(taken[last]) if stopped else out[0]), ys
 
 
 class TimmFamily(Family):

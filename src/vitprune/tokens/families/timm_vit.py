@@ -18,8 +18,9 @@ from vitprune.tokens.families.base import (
     linear_macs,
     original_class,
     pool_bias,
+    pooled_state,
 )
-from vitprune.tokens.families.timm_common import TimmFamily
+from vitprune.tokens.families.timm_common import TimmFamily, restored_intermediates
 
 POOLS = ("token", "avg", "max", "")
 
@@ -27,7 +28,7 @@ POOLS = ("token", "avg", "max", "")
 def _size_weighted_pool(self, x: Tensor, pool_type: str | None = None) -> Tensor:
     """``VisionTransformer.pool`` with average pooling weighted by token size, padding left out."""
     pool_type = self.global_pool if pool_type is None else pool_type
-    state = self.vitprune.state
+    state = pooled_state(self)
     if pool_type == "max" and state is not None and state.valid is not None:
         x = x.masked_fill(~state.valid[..., None], float("-inf"))  # padding must not win the max
     if pool_type != "avg" or state is None or (state.size is None and state.valid is None):
@@ -99,7 +100,10 @@ class TimmVit(TimmFamily):
     def overrides(self, model):
         pool = getattr(model, "attn_pool", None)
         latent = [(pool, {"forward": _size_weighted_latent})] if pool is not None else []
-        return [(model, {"pool": _size_weighted_pool}), *latent]
+        return [
+            (model, {"pool": _size_weighted_pool, "forward_intermediates": restored_intermediates}),
+            *latent,
+        ]
 
     def pool_macs_per_token(self, model):
         pool = getattr(model, "attn_pool", None)
