@@ -258,6 +258,16 @@ def test_forward_intermediates_keeps_timms_options():
     assert [y.shape for y in only] == [(2, 16, 192)] * 2
 
 
+def test_a_failed_call_leaves_later_forwards_as_they_were():
+    model, x = vitprune.apply(make_model("vit"), "evit", keep=0.5, layers=[1]), images(2)
+    with torch.no_grad():
+        expected = model(x)
+        with pytest.raises(RuntimeError):
+            model.forward_intermediates(x[:, :2])  # two channels for three: the patch embedding refuses
+        torch.testing.assert_close(model(x), expected, atol=0, rtol=0)
+    assert not model.vitprune.dense.on
+
+
 FIXED = {"tome": {"r": 6}, "evit": {"keep": 0.5, "layers": [1]}, "topk": {"keep": 0.5, "layers": [1]}}
 
 

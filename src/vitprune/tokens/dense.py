@@ -20,6 +20,8 @@ from vitprune.tokens.state import TokenState
 
 @dataclass
 class Dense:
+    """Dense-output settings of a patched model and what its current forward has restored."""
+
     depth: int
     num_prefix: int
     output: bool = False  # the last block hands on the restored grid (apply's ``dense=True``)
@@ -43,13 +45,16 @@ class Dense:
     def leave(self, layer: int, x: Tensor, state: TokenState | None) -> Tensor:
         """Block ``layer``'s output ``x``: recorded restored where asked for; the restored grid itself
         leaves the last block when ``output`` is on, else ``x``."""
-        last = (self.output or self.final) and layer == self.depth - 1
-        if layer not in self.take and not last:
-            return x
-        full = self.grid(x if state is None else fill(x, state, self.carried))
-        if layer in self.take:
-            self.taken[layer] = full
-        return full if last else x
+        last = layer == self.depth - 1
+        handed = (self.output or self.final) and last
+        if layer in self.take or handed:
+            full = self.grid(x if state is None else fill(x, state, self.carried))
+            if layer in self.take:
+                self.taken[layer] = full
+            x = full if handed else x
+        if last:
+            self.carried = None  # read for the last time: not kept alive until the next forward
+        return x
 
     def grid(self, full: Tensor) -> Tensor:
         """``full`` (the grid the blocks ran on) on the model's own grid: resampled for ``resize``."""

@@ -34,8 +34,11 @@ def _restoring(library_forward):
             return super(type(self), self).forward(*args, **kwargs)
         as_tuple = not kwargs.get("return_dict", self.config.return_dict)
         dense.collect(range(dense.depth - 1))
-        out = super(type(self), self).forward(*args, **{**kwargs, "return_dict": True})
-        taken, states = dense.collected(), out.hidden_states
+        try:
+            out = super(type(self), self).forward(*args, **{**kwargs, "return_dict": True})
+        finally:  # a failed call must not leave later forwards recording
+            taken = dense.collected()
+        states = out.hidden_states
         inner = [None if h is None else taken[i] for i, h in enumerate(states[1:-1])]
         first = None if states[0] is None else dense.grid(states[0])  # the embeddings, resampled for resize
         out.hidden_states = (first, *inner, states[-1])

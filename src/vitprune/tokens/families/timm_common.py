@@ -29,16 +29,18 @@ def restored_intermediates(
     dense, p = self.vitprune.dense, self.num_prefix_tokens
     take, last = feature_take_indices(len(self.blocks), indices)
     dense.collect(take, final=True)
-    out = super(type(self), self).forward_intermediates(
-        x,
-        indices,
-        norm=norm,
-        stop_early=stop_early,
-        output_fmt="NLC",
-        intermediates_only=intermediates_only,
-        **kwargs,
-    )
-    taken = dense.collected()
+    try:
+        out = super(type(self), self).forward_intermediates(
+            x,
+            indices,
+            norm=norm,
+            stop_early=stop_early,
+            output_fmt="NLC",
+            intermediates_only=intermediates_only,
+            **kwargs,
+        )
+    finally:  # a failed call must not leave later forwards restoring
+        taken = dense.collected()
     ys = [self.norm(taken[i]) if norm else taken[i] for i in take]
     prefixes = [y[:, :p] for y in ys]
     ys = [y[:, p:] for y in ys]
