@@ -202,7 +202,7 @@ def test_pooling_the_merged_grid_is_pooling_by_token_size(name):
     torch.testing.assert_close(full, kept, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["hf-vit", "hf-dinov2-reg"])
+@pytest.mark.parametrize("name", ["hf-vit", "hf-dinov2-reg", "hf-clip"])
 @pytest.mark.parametrize(
     "method, config", [("tome", {"r": 2}), ("evit", {"keep": 0.5}), ("resize", {"grid": 3})]
 )

@@ -30,12 +30,13 @@ def apply(
     file or the name of a zoo model whose calibration ships with vitprune. ``trace_source`` records
     which original patches each token holds (``model.vitprune.state.source``) for visualisation;
     ``model.vitprune.state`` is None after a forward in which no block reduced.
-    ``dense`` makes the model's output the full patch grid (issue 31, SViT's restoration): each patch
-    gets the feature of the token that holds it (a merged token's goes to every patch merged into
-    it), a dropped patch keeps the value it had after the attention of the block that dropped it, and
-    ``resize`` interpolates back to the model's grid. timm's ``forward_features`` and Hugging Face's
-    ``last_hidden_state`` and ``output_hidden_states`` are then full grids, and pooling reads every
-    patch once; timm's ``forward_intermediates`` returns full grids with or without ``dense``.
+    ``dense`` makes the model's output the full patch grid (``tokens/restore.py``; SViT, arXiv
+    2306.07050): each patch gets the feature of the token that holds it (a merged token's goes to
+    every patch merged into it), a dropped patch keeps the value it had after the attention of the
+    block that dropped it, and ``resize`` interpolates back to the model's grid. timm's
+    ``forward_features`` and Hugging Face's ``last_hidden_state`` and ``output_hidden_states`` are
+    then full grids, and pooling reads every patch once; timm's ``forward_intermediates`` returns full
+    grids with or without ``dense``.
     Applying again replaces the previous method.
 
     ``"dimap"`` prunes weights in place (see :func:`vitprune.weights.apply.apply_dimap`), keeps any
