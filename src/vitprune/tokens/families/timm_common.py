@@ -1,10 +1,11 @@
 """What timm's ViT-like families (VisionTransformer, Eva, Beit) share: blocks in ``model.blocks``, the
-prefix count, a conv patch embedding, one classifier head, and each block's ``attn`` and ``mlp``."""
+prefix count, a conv patch embedding, one classifier head, each block's ``attn`` and ``mlp``, and
+``forward_intermediates`` (one signature in all three) on the full patch grid."""
 
 from __future__ import annotations
 
 from timm.layers import Format
-from timm.models._features import feature_take_indices
+from timm.models._features import feature_take_indices  # where timm's own models import it from
 from torch import Tensor
 
 from vitprune.tokens.families.base import AnyGrid, Family, UnsupportedModelError, linear_macs
