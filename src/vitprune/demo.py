@@ -5,7 +5,8 @@ then DIMAP weight pruning on the shipped ``fmnist-swin`` (skipped with a note wh
 
 A small sweep (each method solved for a few MACs targets, measured against the dense model: top-1/
 top-5, GMACs from the token counts really used, images/s and batch-1 latency: per target, every
-method, dense and ``resize`` timed interleaved in one run), its table, Pareto plots, and token maps of 8 test images per method. The three
+method, dense and ``resize`` timed interleaved in one run), its table, Pareto plots, and token maps
+of 8 test images per method. The three
 baselines run beside the methods (``resize``: the dense model on a smaller input; ``random``;
 ``topk``); under each table one line per method gives the top-1 points it beats or loses to
 ``resize`` at each target, and its speed is also timed as a fraction of ``resize``'s. STAR uses the
