@@ -36,7 +36,7 @@ test: setup
 FLOAT_TESTS := tests/test_deploy.py tests/test_equivalence.py tests/test_reference_conventions.py \
 	tests/test_families.py tests/test_macs.py tests/test_batch_invariance.py tests/test_ppt.py \
 	tests/test_star.py tests/test_sait.py tests/test_tokens.py tests/test_lrp.py tests/test_grid.py \
-	tests/test_fuzz_methods.py tests/test_fuzz_regressions.py
+	tests/test_fuzz_methods.py tests/test_fuzz_regressions.py tests/test_restore.py
 
 test-portable: setup
 	ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest $(FLOAT_TESTS)
