@@ -25,15 +25,16 @@ import json
 import timm
 import torch
 import vitprune_old
+from eager_b1 import star_rates
 
 import vitprune
 from vitprune.measure.bench import compare
 
-STAR_RATE = 0.8775  # keeps about 0.6x of DeiT-Ti's MACs at alpha 1
+TARGET = 0.6
 
 
 def build(package, dense: torch.nn.Module, method: str) -> torch.nn.Module:
-    config = {"alpha": 1.0, "rates": [STAR_RATE] * 12} if method == "star" else {"macs": 0.6}
+    config = {"alpha": 1.0, "rates": star_rates(dense, TARGET)} if method == "star" else {"macs": TARGET}
     return package.apply(copy.deepcopy(dense), method, **config)
 
 
