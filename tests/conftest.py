@@ -6,6 +6,7 @@ import pytest
 import timm
 import torch
 from hypothesis import HealthCheck, settings
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 from vitprune.weights.scores import one_thread
 
@@ -20,6 +21,15 @@ settings.load_profile("fuzz" if os.environ.get("VITPRUNE_FUZZ") == "1" else "ci"
 # torch 2.14.1's Inductor emits C++ that does not build when ATen runs its baseline kernels
 # ("'at::vec' has not been declared"), so Inductor tests cannot run under ATEN_CPU_CAPABILITY=default.
 NO_INDUCTOR = os.environ.get("ATEN_CPU_CAPABILITY") == "default"
+
+# Inductor's FX-graph cache key leaves out the vector ISA it generated for (torch 2.14.1), yet the C++ it
+# caches hard-codes that vector width. On an AVX-512 machine, a graph cached by a run on the native kernels
+# and served to an ATEN_CPU_CAPABILITY=avx2 run is rebuilt with AVX2's 8-float vectors and loads 16 floats
+# into them: a segmentation fault (CI, stop 35). One cache per capability keeps them apart; Inductor reads
+# the variable whenever it opens its cache, so setting it here, before any test compiles, is in time.
+_CAPABILITY = os.environ.get("ATEN_CPU_CAPABILITY")
+if _CAPABILITY and os.environ.get("TORCHINDUCTOR_CACHE_DIR", default_cache_dir()) == default_cache_dir():
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{_CAPABILITY}"
 
 
 def pytest_collection_modifyitems(items):
