@@ -25,6 +25,7 @@ from vitprune.cli.options import (
 )
 from vitprune.cli.report import print_table
 from vitprune.measure.bench import PRECISIONS
+from vitprune.segment.head import is_segmenter
 
 # One torch.compile of ToMe on fmnist-vit, batch 1, fp32, on this project's busy 2-core CPU (another
 # four jobs running): Python wrapper 369 s, C++ wrapper 412 s.
@@ -52,10 +53,12 @@ def _method(model, args) -> str | None:
     return args.method or (model.vitprune.method.name if token_patch.is_patched(model) else None)
 
 
-def _dataset(args, model):
+def _dataset(args, model, segmenter: bool = False):
+    """``--data``'s ``--split`` (its label maps for a segmenter), its first ``--limit`` images."""
     from vitprune.data import build_dataset
+    from vitprune.segment.data import segmentation_dataset
 
-    dataset = build_dataset(args.data, args.split, model)
+    dataset = (segmentation_dataset if segmenter else build_dataset)(args.data, args.split, model)
     if args.limit:
         dataset = torch.utils.data.Subset(dataset, range(min(args.limit, len(dataset))))
     return dataset
@@ -164,17 +167,27 @@ def cmd_bench(args) -> dict:
 
 def cmd_eval(args) -> dict:
     """Top-1/top-5 and MACs of ``--data``; under torchrun each rank takes its share of the images and
-    every count is summed over ranks (the one-process result); a headless encoder gets its MACs."""
+    every count is summed over ranks (the one-process result); a headless encoder gets its MACs. A
+    segmenter gets mean IoU and pixel accuracy instead, and with ``--method`` the fidelity of its
+    restored patch features to its own dense features."""
     from vitprune.data.batched import build_loader
     from vitprune.measure.evaluate import evaluate_macs
     from vitprune.measure.shards import join, my_share
+    from vitprune.segment.evaluate import evaluate_segmentation
 
     join()
     model = build_model(args)
-    dataset = _dataset(args, model)
+    segmenter = is_segmenter(model)
+    dataset = _dataset(args, model, segmenter)
     loader = build_loader(dataset, args.batch_size, sampler=my_share(len(dataset)), workers=args.workers)
     progress = not args.json and os.environ.get("RANK", "0") == "0"
-    metrics = evaluate_macs(model, loader, precision=args.precision, progress=progress, combine=True)
+    if segmenter:
+        reference = build_model(args, with_method=False) if args.method else None
+        metrics = evaluate_segmentation(
+            model, loader, reference, precision=args.precision, progress=progress, combine=True
+        )
+    else:
+        metrics = evaluate_macs(model, loader, precision=args.precision, progress=progress, combine=True)
     return {"model": model_name(args), "method": _method(model, args), "data": args.data, **metrics}
 
 
@@ -272,7 +285,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_bench)
 
-    p = sub.add_parser("eval", help="top-1/top-5 accuracy over a dataset")
+    p = sub.add_parser(
+        "eval", help="top-1/top-5 accuracy over a dataset (a segmenter: mean IoU and pixel accuracy)"
+    )
     for add in (add_model_arguments, add_method_arguments, add_output_arguments):
         add(p)
     add_data_arguments(p)

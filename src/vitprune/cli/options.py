@@ -10,6 +10,7 @@ import vitprune.cli.values as values
 import vitprune.zoo as zoo
 from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model, loaded_name
+from vitprune.segment.head import is_segmenter
 
 
 def literal(text: str) -> object:
@@ -120,7 +121,8 @@ def model_name(args: argparse.Namespace) -> str:
 
 
 def build_model(args: argparse.Namespace, with_method: bool = True):
-    """The model the options describe, with ``--method`` applied unless ``with_method`` is False."""
+    """The model the options describe, with ``--method`` applied unless ``with_method`` is False (to a
+    segmenter with ``dense=True``, so that every patch keeps a logit)."""
     kwargs = model_kwargs(args.model_kwargs)
     try:
         model = load_model(args.model, args.pretrained, args.checkpoint, args.num_classes, **kwargs)
@@ -132,4 +134,5 @@ def build_model(args: argparse.Namespace, with_method: bool = True):
         if args.param or args.macs is not None:
             raise SystemExit("error: -p/--macs given without --method")
         return model
-    return vitprune.apply(model, args.method, **zoo.resolve(method_config(args)))
+    # a segmenter scores every patch: its method hands the full grid back (dense outputs)
+    return vitprune.apply(model, args.method, dense=is_segmenter(model), **zoo.resolve(method_config(args)))

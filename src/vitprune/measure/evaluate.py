@@ -85,7 +85,7 @@ def evaluate(
     return _percent(*(summed(counts) if combine else counts.double()).tolist())
 
 
-def _macs_sums(meter) -> list[float]:
+def macs_sums(meter) -> list[float]:
     """[useful MACs, executed MACs, dense MACs] summed over the metered images; zeros if none ran."""
     if not meter.shapes:
         return [0.0, 0.0, 0.0]
@@ -113,7 +113,7 @@ def evaluate_macs(
     headless = missing_head(model)
     with metered(model) as meter:
         counts = _tally(model, loader, device, precision, progress, accuracy=headless is None)
-    totals = torch.tensor([*counts, *_macs_sums(meter)], dtype=torch.float64)
+    totals = torch.tensor([*counts, *macs_sums(meter)], dtype=torch.float64)
     correct1, correct5, total, useful, executed, dense = (summed(totals) if combine else totals).tolist()
     metrics = _percent(correct1, correct5, total)
     if headless is not None:

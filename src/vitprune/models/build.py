@@ -47,6 +47,21 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
     model.load_state_dict(state, strict=True)
 
 
+def load_backbone(model: nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Every weight of ``checkpoint`` but its classifier head's into ``model``, whose own head stays as
+    built: a classifier's backbone under a new head (a segmenter's, or another number of classes).
+    The rest must match as :func:`load_weights` requires; a grid of another size is resampled."""
+    head = next(name for name, module in model.named_modules() if module is model.get_classifier())
+    state = fit_grid(model, load_state_dict(checkpoint), source=str(checkpoint))
+    state = {k: v for k, v in state.items() if not k.startswith(f"{head}.")}
+    body = {k: v for k, v in model.state_dict().items() if not k.startswith(f"{head}.")}
+    problems = describe_mismatch(body, state)
+    if problems:
+        name = type(model).__name__
+        raise CheckpointError(f"{checkpoint} is not a backbone of {name}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=False)
+
+
 def describe_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> list[str]:
     """Human-readable differences between two state dicts: missing, unexpected and mis-shaped keys."""
     missing = [k for k in expected if k not in given]

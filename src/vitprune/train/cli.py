@@ -11,6 +11,7 @@ import argparse
 import ast
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from torch import nn
@@ -23,8 +24,13 @@ from vitprune.api import apply
 from vitprune.data import FASHION_MNIST_NAMES, build_dataset
 from vitprune.data.batched import TensorImageDataset, build_loader
 from vitprune.data.fashion_mnist import has_split
+from vitprune.models.build import load_backbone
 from vitprune.models.load import load_model
 from vitprune.models.saved import architecture, shrunk_directory
+from vitprune.segment.data import segmentation_dataset
+from vitprune.segment.evaluate import evaluate_segmentation
+from vitprune.segment.head import segmenter_kwargs
+from vitprune.segment.objective import pixel_loss
 from vitprune.train.config import DISTILL_KINDS, PRECISIONS, TrainConfig
 from vitprune.train.loop import fit
 from vitprune.train.rebuild import load_trained, model_spec
@@ -32,6 +38,8 @@ from vitprune.train.sait import DenseSparseObjective
 from vitprune.train.sampling import ShardSampler, train_sampler
 
 FASHION_MNIST_CLASSES = 10
+SEGMENT_CLASSES = FASHION_MNIST_CLASSES + 1  # fashion-mnist-clutter's label maps: ten items and background
+TASKS = ("classify", "segment")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +63,21 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         type=values.positive_int,
         help="train on the first N training images and evaluate on the first N test images (a quick "
         "trial; default: all)",
+    )
+    add(
+        "--task",
+        choices=TASKS,
+        default="classify",
+        help="segment: train a segmenter (a ViT whose head classifies every patch, global_pool='': "
+        "Segmenter's linear decoder, upsampled to pixels) on --data's per-pixel labels "
+        "(fashion-mnist-clutter: ten item classes and background), scored by mean IoU "
+        "(default: %(default)s)",
+    )
+    add(
+        "--backbone",
+        metavar="PATH",
+        help="start every weight but the classifier head from this checkpoint (e.g. a classifier's, to "
+        "train a segmenter on its backbone); the head starts as built",
     )
     add("--epochs", type=values.positive_int, default=10)
     add("--batch-size", type=values.positive_int, default=128, help="per process")
@@ -171,22 +194,34 @@ def run_train(args: argparse.Namespace) -> dict:
     device = distributed.setup()
     try:
         start = time.perf_counter()
+        segment = args.task == "segment"
+        if segment:
+            _refuse_for_segmenter(args)
         model_kwargs = parse_kwargs(args.model_kwargs)
+        if segment:
+            model_kwargs = {**segmenter_kwargs(SEGMENT_CLASSES), **model_kwargs}
+        model_name = args.model
+        if args.backbone:  # the architecture alone: a zoo model's own weights would not fit a new head
+            if args.checkpoint or args.pretrained:
+                raise ValueError("--backbone gives the starting weights: drop --checkpoint/--pretrained")
+            model_name, model_kwargs = zoo.architecture(model_name, model_kwargs)
         num_classes = model_kwargs.pop("num_classes", args.num_classes)
         if num_classes is None and _is_fashion_mnist(args.data):
             num_classes = FASHION_MNIST_CLASSES
         model = load_model(
-            args.model,
+            model_name,
             pretrained=args.pretrained,
             checkpoint=args.checkpoint,
             num_classes=num_classes,
             **model_kwargs,
         )
+        if args.backbone:
+            load_backbone(model, args.backbone)
         method_config = getattr(args, "method_config", None) or {}
         if args.method:
             apply(model, args.method, **zoo.resolve(method_config))
         shrunk = shrunk_directory(args.checkpoint) if args.checkpoint else None
-        name, kwargs, structure = architecture(shrunk) if shrunk else (args.model, model_kwargs, None)
+        name, kwargs, structure = architecture(shrunk) if shrunk else (model_name, model_kwargs, None)
         spec = model_spec(
             name, {**kwargs, "num_classes": model.num_classes}, args.method, method_config, structure
         )
@@ -208,17 +243,15 @@ def run_train(args: argparse.Namespace) -> dict:
             seed=args.seed,
         )
         teacher = _teacher(args, model.num_classes) if config.distill != "none" else None
-        train_set, test_set = (
-            build_dataset(args.data, "train", model),
-            build_dataset(args.data, "test", model),
-        )
+        dataset = segmentation_dataset if segment else build_dataset
+        train_set, test_set = dataset(args.data, "train", model), dataset(args.data, "test", model)
         rank, world = distributed.rank(), distributed.world_size()
         n_train, n_test = (min(args.limit or len(s), len(s)) for s in (train_set, test_set))
         train_loader = build_loader(
             train_set,
             args.batch_size,
             train_sampler(n_train, args.seed, rank, world),
-            augment=isinstance(train_set, TensorImageDataset),
+            augment=isinstance(train_set, TensorImageDataset) and not segment,  # crops would move the maps
             drop_last=True,
             seed=args.seed,
             stream=rank,
@@ -240,9 +273,11 @@ def run_train(args: argparse.Namespace) -> dict:
             model_spec=spec,
             device=device,
             progress=not getattr(args, "json", False),
-            objective=_sait_objective(args, model, config),
+            objective=_segment_objective(model, config) if segment else _sait_objective(args, model, config),
             after_step=_mask_keeper(args, model),
             log=_to_stderr,
+            evaluator=_segment_scores if segment else None,
+            score="miou" if segment else "top1",
         )
         return {
             "out": str(Path(args.out)),
@@ -262,6 +297,35 @@ def run_train(args: argparse.Namespace) -> dict:
 def _to_stderr(line: str) -> None:
     """Training's log lines go to stderr: stdout holds the summary (JSON with --json) only."""
     print(line, file=sys.stderr)
+
+
+def _refuse_for_segmenter(args: argparse.Namespace) -> None:
+    """Options a segmenter cannot train with: label mixing moves no label map, and neither
+    distillation nor SaiT's dense/sparse objective scores pixels."""
+    refused = [
+        flag
+        for flag, on in (
+            ("--mixup", args.mixup > 0),
+            ("--cutmix", args.cutmix > 0),
+            (f"--distill {args.distill}", args.distill != "none"),
+            ("--method sait", args.method == "sait"),
+        )
+        if on
+    ]
+    if refused:
+        raise ValueError(f"--task segment trains without {', '.join(refused)}: drop them")
+
+
+def _segment_objective(model: nn.Module, config: TrainConfig):
+    """Pixel cross-entropy of the segmenter's upsampled patch logits."""
+    return partial(pixel_loss, num_prefix=model.num_prefix_tokens, label_smoothing=config.label_smoothing)
+
+
+def _segment_scores(model: nn.Module, loader, device, precision: str) -> dict:
+    """A segmenter's mean IoU and pixel accuracy on this rank's share, summed over ranks."""
+    return evaluate_segmentation(
+        model, loader, device=device, precision=precision, progress=False, combine=True
+    )
 
 
 def _mask_keeper(args: argparse.Namespace, model: nn.Module):

@@ -28,6 +28,8 @@ from vitprune.train.schedule import lr_at
 from vitprune.train.serialize import optimizer_parts, optimizer_state
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+Evaluator = Callable[[nn.Module, Iterable, torch.device, str], dict]
+SHOWN_METRICS = ("top1", "top5", "miou", "pixel_acc")  # what an epoch's log line reports, where measured
 
 
 def fit(
@@ -45,6 +47,8 @@ def fit(
     log: Callable[[str], object] = print,
     objective: Objective | None = None,
     after_step: Callable[[], object] | None = None,
+    evaluator: Evaluator | None = None,
+    score: str = "top1",
     **hyper,
 ) -> dict:
     """Train ``model`` in place and checkpoint it into ``out_dir`` after every epoch.
@@ -64,7 +68,9 @@ def fit(
 
     ``objective(net, images, targets, teacher_logits) -> loss`` replaces the default one
     forward + :func:`combined_loss` (SaiT's dense/sparse step uses it); ``after_step()`` runs after
-    every optimiser step (DIMAP's fixed masks use it).
+    every optimiser step (DIMAP's fixed masks use it). ``evaluator(model, eval_loader, device,
+    precision) -> metrics`` replaces top-1/top-5 (a segmenter's mIoU uses it); ``score`` names the metric
+    whose highest value marks the best checkpoint.
 
     Under torchrun (after :func:`vitprune.train.distributed.setup`) the model is wrapped
     in ``DistributedDataParallel``; only rank 0 logs and writes checkpoints.
@@ -88,7 +94,7 @@ def fit(
         teacher.to(device).eval()
     nwd = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
     optimizer = torch.optim.AdamW(param_groups_weight_decay(model, config.weight_decay, nwd), lr=config.lr)
-    run = {"epoch": 0, "global_step": 0, "history": [], "best_top1": None, "checkpoint": None, "best": None}
+    run = {"epoch": 0, "global_step": 0, "history": [], "best_score": None, "checkpoint": None, "best": None}
     if resume is not None:
         _resume(resume, model, optimizer, config, run, device, say)
     else:
@@ -125,14 +131,16 @@ def fit(
             }
             last_epoch = epoch + 1 == config.epochs
             if eval_loader is not None and ((epoch + 1) % config.eval_every == 0 or last_epoch):
-                record["eval"] = distributed.evaluate_sharded(model, eval_loader, device, config.precision)
+                record["eval"] = (evaluator or distributed.evaluate_sharded)(
+                    model, eval_loader, device, config.precision
+                )
                 model.train()
             run["history"].append(record)
             run["epoch"] = epoch + 1
-            best = run["best_top1"]
-            improved = "eval" in record and (best is None or record["eval"]["top1"] > best)
+            best = run["best_score"]
+            improved = "eval" in record and (best is None or record["eval"][score] > best)
             if improved:
-                run["best_top1"] = record["eval"]["top1"]
+                run["best_score"] = record["eval"][score]
             _save(out_dir, model, optimizer, config, spec, run, device, improved)
             say(_describe(record, config.epochs))
     except KeyboardInterrupt:
@@ -240,7 +248,7 @@ def _save(out_dir, model, optimizer, config, spec, run, device, improved) -> Non
             "config": config.to_dict(),
             "model": spec,
             "history": run["history"],
-            "best_top1": run["best_top1"],
+            "best_score": run["best_score"],
             "optimizer": opt_values,
             "rng": [values for _, values in states],
         }
@@ -258,8 +266,9 @@ def _resume(source, model, optimizer, config, run, device, say) -> None:
     ck = checkpoint.load(source)
     load_weights(model, ck.model, source=str(ck.path / checkpoint.MODEL_FILE))
     optimizer.load_state_dict(optimizer_state(ck.optimizer, ck.state["optimizer"]))
-    for key in ("epoch", "global_step", "history", "best_top1"):
+    for key in ("epoch", "global_step", "history"):
         run[key] = ck.state[key]
+    run["best_score"] = ck.state.get("best_score", ck.state.get("best_top1"))  # the key before segmenters
     run["checkpoint"] = str(ck.path)
     changed = sorted(k for k, v in config.to_dict().items() if ck.state["config"].get(k) != v)
     if changed:
@@ -281,6 +290,6 @@ def _resume(source, model, optimizer, config, run, device, say) -> None:
 def _describe(record: dict, epochs: int) -> str:
     """One log line for a finished epoch."""
     text = f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, lr {record['lr']:.3g}"
-    if "eval" in record:
-        text += f", top1 {record['eval']['top1']:.2f}%, top5 {record['eval']['top5']:.2f}%"
+    measured = record.get("eval", {})
+    text += "".join(f", {key} {measured[key]:.2f}%" for key in SHOWN_METRICS if key in measured)
     return text + f" ({record['train_s']:.1f}s)"
