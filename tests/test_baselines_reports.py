@@ -93,7 +93,7 @@ def test_sweep_rows_tables_and_speed_against_resize(dense, tmp_path, monkeypatch
     assert "vs_resize" not in rows["resize"]["speed"] and "vs_resize" not in rows["dense"]["speed"]
     text = markdown(payload)
     diff = rows["topk"]["top1"] - rows["resize"]["top1"]
-    assert VERSUS in text and f"| topk vs resize | {diff:+.2f} |" in text
+    assert VERSUS.format(score="Top-1") in text and f"| topk vs resize | {diff:+.2f} |" in text
     assert len(write_reports(tmp_path, payload)["plots"]) == 2
 
 

@@ -145,3 +145,19 @@ def test_train_a_segmenter_then_evaluate_it_with_a_method(tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["method"] == "evit" and evaluated["n"] == 32 and 0 < evaluated["fidelity"] < 1
     assert evaluated["macs_ratio"] == pytest.approx(0.65, abs=0.05)
+
+
+def test_a_sweep_of_a_segmenter_scores_mean_iou_and_fidelity(tmp_path):
+    from vitprune.sweep.run import SweepSettings, sweep, write_reports
+
+    model = _segmenter()
+    settings = SweepSettings(
+        model="tiny-segmenter", data="random", methods=["tome", "resize"], macs=[0.65], speed=False
+    )
+    settings.eval_batch = 8
+    payload = sweep(model, _loader(model).dataset, settings, tmp_path, progress=False)
+    rows = {r["method"]: r for r in payload["rows"]}
+    assert {"miou", "pixel_acc"} <= rows["dense"].keys() and "fidelity" not in rows["dense"]
+    assert 0 < rows["tome"]["fidelity"] < 1 and 0 < rows["resize"]["fidelity"] < 1
+    markdown = open(write_reports(tmp_path, payload)["markdown"]).read()
+    assert "Mean-IoU points each method beats" in markdown and "mean IoU and pixel accuracy" in markdown

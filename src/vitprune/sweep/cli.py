@@ -12,6 +12,8 @@ from vitprune.data import build_dataset
 from vitprune.measure.shards import join, rank_and_world
 from vitprune.methods import REGISTRY
 from vitprune.models.load import load_model
+from vitprune.segment.data import segmentation_dataset
+from vitprune.segment.head import is_segmenter
 from vitprune.sweep.files import flat_rows
 from vitprune.sweep.measure import SPEED_ROUNDS
 from vitprune.sweep.run import SweepSettings, sweep, write_reports
@@ -94,7 +96,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
         model_kwargs=kwargs,
         threads=args.threads,
     )
-    dataset = build_dataset(args.data, args.split, dense)
+    dataset = (segmentation_dataset if is_segmenter(dense) else build_dataset)(args.data, args.split, dense)
     payload = sweep(dense, dataset, settings, args.out, resume=args.resume, progress=not args.json)
     if rank_and_world()[0] != 0:
         return {}

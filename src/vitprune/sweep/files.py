@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vitprune.cli.report import table
 from vitprune.files.atomic import json_bytes, write_bytes
-from vitprune.sweep.yardstick import VERSUS, points_vs_resize
+from vitprune.sweep.yardstick import SCORES, VERSUS, points_vs_resize, score_key
 
 JSON_NAME, CSV_NAME, MD_NAME = "sweep.json", "sweep.csv", "sweep.md"
 START_OVER = "use another --out or run without --resume to start over"
@@ -20,6 +20,9 @@ COLUMNS = [
     "setting",
     "top1",
     "top5",
+    "miou",
+    "pixel_acc",
+    "fidelity",
     "n",
     "gmacs",
     "executed_gmacs",
@@ -88,7 +91,7 @@ def markdown(payload: dict) -> str:
     text = f"{describe(payload)}\n\n{table(rows, _columns(rows))}\n"
     versus = points_vs_resize(rows)
     if versus:
-        text += f"\n{VERSUS}\n\n{table(versus)}\n"
+        text += f"\n{VERSUS.format(score=SCORES[score_key(rows)])}\n\n{table(versus)}\n"
     failed = [r for r in rows if r.get("error")]
     unreachable = [
         f"{r['method']} at {r['macs_target']:g}: {r['error']}" for r in failed if r["status"] != "refused"
@@ -109,9 +112,15 @@ def describe(payload: dict) -> str:
     images = (
         f"the first {s['limit']} {s['split']} images" if s.get("limit") else f"the full {s['split']} split"
     )
+    scored = (
+        "mean IoU and pixel accuracy (%), fidelity (mean cosine of each restored patch "
+        "feature to the dense model's)"
+        if score_key(payload["rows"]) == "miou"
+        else "top-1/top-5 (%)"
+    )
     line = (
         f"Sweep of {payload['model']} on {payload['data']}, every method applied as it is (no fine-tuning): "
-        f"top-1/top-5 (%) on {images}, GMACs per image from the token counts really used"
+        f"{scored} on {images}, GMACs per image from the token counts really used"
     )
     if s.get("speed"):
         m = payload.get("machine", {})

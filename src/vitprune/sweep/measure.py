@@ -1,4 +1,5 @@
-"""One cell of a sweep: accuracy, MACs per evaluated image, and speed against the dense model."""
+"""One cell of a sweep: accuracy (a segmenter's mean IoU and feature fidelity), MACs per evaluated
+image, and speed against the dense model."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ from torch import nn
 
 from vitprune.measure.bench import compare
 from vitprune.measure.evaluate import evaluate_macs
+from vitprune.segment.evaluate import evaluate_segmentation
+from vitprune.segment.head import is_segmenter
 
 SPEED_ROUNDS = 3  # interleaved rounds per speed measurement (median kept)
 LATENCY_RUNS = 10  # batch-1 forwards timed per round
 
 
-def accuracy_and_macs(model: nn.Module, loader) -> dict:
+def accuracy_and_macs(model: nn.Module, loader, reference: nn.Module | None = None) -> dict:
     """Top-1/top-5 over ``loader`` and the mean GMACs of exactly those images, useful and executed (an
-    input-adaptive method's padding included), and the useful fraction of the dense model's, from one pass."""
-    return evaluate_macs(model, loader, progress=False, combine=True)  # torchrun: counts summed over ranks
+    input-adaptive method's padding included), and the useful fraction of the dense model's, from one pass.
+    A segmenter gets mean IoU and pixel accuracy instead, and against ``reference`` (its dense model)
+    the fidelity of its restored patch features. Under torchrun every count is summed over ranks."""
+    if is_segmenter(model):
+        return evaluate_segmentation(model, loader, reference, progress=False, combine=True)
+    return evaluate_macs(model, loader, progress=False, combine=True)
 
 
 def speeds(models: dict[str, nn.Module], batch: int, rounds=SPEED_ROUNDS) -> dict[str, dict]:

@@ -1,4 +1,5 @@
-"""Pareto plots of a sweep: top-1 accuracy against GMACs and against measured throughput."""
+"""Pareto plots of a sweep: top-1 accuracy (a segmenter's mean IoU) against GMACs and against measured
+throughput."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from matplotlib.figure import Figure
 
 import vitprune
 from vitprune.methods.base import BASELINES
+from vitprune.sweep.yardstick import score_key
 
 GMACS_PNG, THROUGHPUT_PNG = "accuracy_vs_gmacs.png", "accuracy_vs_throughput.png"
 MARKERS = "osD^vP<>Xh"
@@ -41,13 +43,14 @@ def style(method: str, i: int) -> dict:
 
 
 def _points(rows: list[dict], x_of) -> dict[str, list[tuple[float, float]]]:
-    """Finished cells per method as (x, top-1) pairs, joined in order of MACs target (so a noisy x
+    """Finished cells per method as (x, score) pairs, joined in order of MACs target (so a noisy x
     such as throughput does not reorder a line); cells without an x are left out."""
+    key = score_key(rows)
     lines: dict[str, list[tuple[float, float, float]]] = {}
     for row in rows:
         x = x_of(row)
         if row.get("status") == "ok" and x is not None:
-            lines.setdefault(row["method"], []).append((row["macs_target"], x, row["top1"]))
+            lines.setdefault(row["method"], []).append((row["macs_target"], x, row[key]))
     return {method: [(x, y) for _, x, y in sorted(points)] for method, points in lines.items()}
 
 
@@ -93,7 +96,8 @@ def write_plots(out: Path, payload: dict) -> list[Path]:
     """Write the plots the sweep has data for (no throughput plot without speed measurements)."""
     s = payload["settings"]
     images = f"first {s['limit']} {s['split']} images" if s.get("limit") else f"{s['split']} split"
-    ylabel = f"top-1 accuracy (%), {images}"
+    score = "mean IoU" if score_key(payload["rows"]) == "miou" else "top-1 accuracy"
+    ylabel = f"{score} (%), {images}"
     title = f"{payload['model']} on {payload['data']}: every method applied as is, no fine-tuning"
     order = list(dict.fromkeys(row["method"] for row in payload["rows"] if row["method"] != "dense"))
     out.mkdir(parents=True, exist_ok=True)

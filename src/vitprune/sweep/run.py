@@ -32,6 +32,7 @@ from vitprune.data.batched import build_loader
 from vitprune.measure.shards import my_share, rank_and_world
 from vitprune.methods import REGISTRY
 from vitprune.models.load import loaded_name
+from vitprune.segment.head import is_segmenter
 from vitprune.sweep.files import read_payload, write_payload, write_tables
 from vitprune.sweep.plots import write_plots
 from vitprune.sweep.yardstick import RESIZE, resize_twin
@@ -151,10 +152,12 @@ def _resumable(previous: dict | None, settings: SweepSettings, out: Path) -> dic
 
 
 def cell_model(dense: nn.Module, method: str, target: float, settings: SweepSettings) -> nn.Module:
-    """A copy of ``dense`` with ``method`` at ``target`` (the dense model itself for the dense cell)."""
+    """A copy of ``dense`` with ``method`` at ``target`` (the dense model itself for the dense cell); a
+    segmenter's hands the full grid back (``dense=True``), as its users run it."""
     if method == DENSE:
         return dense
-    return vitprune.apply(copy.deepcopy(dense), method, macs=target, **method_config(method, settings))
+    config = method_config(method, settings)
+    return vitprune.apply(copy.deepcopy(dense), method, macs=target, dense=is_segmenter(dense), **config)
 
 
 def run_cell(dense: nn.Module, method: str, target: float, loader, settings: SweepSettings) -> dict:
@@ -167,7 +170,8 @@ def run_cell(dense: nn.Module, method: str, target: float, loader, settings: Swe
     except UnsupportedModelError as err:  # e.g. resize on BEiT: the reason, and the sweep goes on
         return {**row, "status": "refused", "error": str(err)}
     row["setting"] = "" if method == DENSE else measure.setting(model.vitprune.method)
-    return {**row, "status": "ok", **measure.accuracy_and_macs(model, loader)}
+    reference = None if method == DENSE else dense  # a segmenter's feature fidelity is to dense
+    return {**row, "status": "ok", **measure.accuracy_and_macs(model, loader, reference)}
 
 
 def untimed(rows: list[dict], target: float) -> list[dict]:
