@@ -63,7 +63,8 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     assert method_config(train_args) == {"layer": 1}  # train and visualize read the same settings
 
 
-# Top-1/top-5 (%) of `vitprune eval --model NAME --limit 1000 --json`: the same weights, preprocessing
+# Top-1/top-5 (%) of `vitprune eval --model NAME --limit 1000 --json` (a segmenter: mean IoU and pixel
+# accuracy): the same weights, preprocessing
 # and evaluation as the card's 10,000 images at a tenth of the time (the full check took 196 s of a
 # 14-minute suite for fmnist-vit-196 on a 2-core AVX2 CPU). A model without an entry is checked
 # against its card on every test image.
@@ -82,12 +83,13 @@ def test_shipped_model_reproduces_its_card(name, capsys):
 
     card = zoo.card(name)
     limit = ["--limit", "1000"] if name in FIRST_1000 else []
-    assert main(["eval", "--model", name, *limit, "--json"]) == 0
+    assert main(["eval", "--model", name, "--data", card["data"], *limit, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    top1, top5 = FIRST_1000.get(name, (card["top1"], card["top5"]))
+    scores = ("miou", "pixel_acc") if card.get("task") == "segmentation" else ("top1", "top5")
+    expected = FIRST_1000.get(name, tuple(card[key] for key in scores))
     assert result["n"] == (1000 if limit else card["test_images"])
-    assert result["top1"] == pytest.approx(top1, abs=1e-9)
-    assert result["top5"] == pytest.approx(top5, abs=1e-9)
+    for key, value in zip(scores, expected, strict=True):
+        assert result[key] == pytest.approx(value, abs=1e-9), key
 
 
 def test_a_zoo_name_as_star_prior_is_the_calibration_shipped_beside_it(tmp_path, monkeypatch, capsys):

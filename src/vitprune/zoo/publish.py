@@ -2,8 +2,9 @@
 
     python -m vitprune.zoo.publish runs/fmnist-vit fmnist-vit --command "vitprune train ..."
 
-The card's accuracy is measured here on the test split (not copied from the training log), and its
-MACs by ``vitprune.measure``; the weights are written atomically next to this file.
+The card's accuracy (a segmenter's mean IoU and pixel accuracy, with ``"task": "segmentation"``) is
+measured here on the test split (not copied from the training log), and its MACs by
+``vitprune.measure``; the weights are written atomically next to this file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from vitprune.data.batched import build_loader
 from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.files.state_dict import save_state_dict
 from vitprune.measure.evaluate import evaluate, evaluate_macs
+from vitprune.segment.data import segmentation_dataset
+from vitprune.segment.evaluate import evaluate_segmentation
+from vitprune.segment.head import is_segmenter
 from vitprune.train import load_run
 
 
@@ -32,13 +36,17 @@ def main(argv: list[str] | None = None) -> None:
 
     run = load_run(args.run)
     spec, model = run.spec, run.model
-    test = build_dataset(args.data, "test", model)
+    segmenter = is_segmenter(model)
+    test = (segmentation_dataset if segmenter else build_dataset)(args.data, "test", model)
     loader = build_loader(test, 256)
-    metrics = evaluate_macs(model, loader)  # MACs of the test images themselves, padding beside
+    # MACs of the test images themselves, padding beside
+    metrics = evaluate_segmentation(model, loader) if segmenter else evaluate_macs(model, loader)
+    scored = ("miou", "pixel_acc", "iou") if segmenter else ("top1", "top5")
     input_size = tuple(test.cfg["input_size"])
     arch, kwargs = zoo.architecture(spec["name"], spec["kwargs"])  # a run from a zoo model names it
     info = {
         "name": args.name,
+        **({"task": "segmentation"} if segmenter else {}),
         "model": arch,
         "kwargs": kwargs,
         **({"method": spec["method"], "method_config": spec["method_config"]} if spec["method"] else {}),
@@ -47,8 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_command": args.command,
         "epochs": run.epochs,
         "wall_time_s": round(sum(r["train_s"] for r in run.history), 1),
-        "top1": metrics["top1"],
-        "top5": metrics["top5"],
+        **{key: metrics[key] for key in scored},
         "test_images": metrics["n"],
         "gmacs": metrics["gmacs"],
         "executed_gmacs": metrics["executed_gmacs"],
