@@ -161,3 +161,14 @@ def test_a_sweep_of_a_segmenter_scores_mean_iou_and_fidelity(tmp_path):
     assert 0 < rows["tome"]["fidelity"] < 1 and 0 < rows["resize"]["fidelity"] < 1
     markdown = open(write_reports(tmp_path, payload)["markdown"]).read()
     assert "Mean-IoU points each method beats" in markdown and "mean IoU and pixel accuracy" in markdown
+
+
+def test_segmentation_maps_draw_tokens_beside_predictions(tmp_path):
+    from vitprune.viz.segmentation import save_segmentation_maps
+
+    model = _segmenter()
+    patched = vitprune.apply(copy.deepcopy(model), "evit", macs=0.65, dense=True, trace_source=True)
+    images, maps = next(iter(_loader(model, n=3, batch=3)))
+    names = [f"class {i}" for i in range(CLASSES)]
+    path = save_segmentation_maps(patched, model, images, maps, tmp_path / "seg.png", names, "evit at 0.65")
+    assert path.exists() and path.stat().st_size > 10_000

@@ -86,7 +86,8 @@ def _rectangles(mask: np.ndarray, grid: tuple[int, int], patch: tuple[int, int])
     return out
 
 
-def _draw_cell(ax, image: np.ndarray, groups: np.ndarray, fused: np.ndarray, grid: tuple[int, int]) -> None:
+def draw_cell(ax, image: np.ndarray, groups: np.ndarray, fused: np.ndarray, grid: tuple[int, int]) -> None:
+    """One token map on ``ax``: ``image`` ([H, W, 3]) under the tokens of ``groups`` ([patches])."""
     patch = (image.shape[0] // grid[0], image.shape[1] // grid[1])
     ax.imshow(cell_image(image, groups, grid), interpolation="nearest")
     ax.add_collection(LineCollection(boundaries(groups, grid, patch), colors=EDGE, linewidths=0.6))
@@ -159,7 +160,7 @@ def render_token_maps(
     for r in range(rows):
         for c, layer in enumerate(maps.layers):
             ax = axes[r, c]
-            _draw_cell(ax, display[r], layer.groups[r].cpu().numpy(), layer.fused[r].cpu().numpy(), maps.grid)
+            draw_cell(ax, display[r], layer.groups[r].cpu().numpy(), layer.fused[r].cpu().numpy(), maps.grid)
             if r == 0:
                 ax.set_title(_column_title(maps, c), fontsize=8)
             if maps.adaptive and c > 0:
