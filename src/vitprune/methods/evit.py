@@ -44,7 +44,7 @@ class EViT(TokenMethod):
         return layer in self.reducing  # ints, not float rates: see TokenMethod.kept
 
     def reduce(self, layer, x, state, attn):
-        scores = attn.cls_scores()[:, state.num_prefix :]
+        scores = attn.cls_scores(start=state.num_prefix)
         return keep_topk(x, state, scores, self.kept(layer, state.num_patches, self.rates[layer]), self.fuse)
 
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:

@@ -70,7 +70,7 @@ def default_threshold(spec: VitSpec) -> float:
 
 def importance(attn, num_prefix: int) -> torch.Tensor:
     """ATS importance of the patches, ``[B, patches]``, summing to 1 per image."""
-    s = (attn.cls_scores(heads="sum") * attn.value_norms())[:, num_prefix:]
+    s = attn.cls_scores(heads="sum", start=num_prefix, by_value=True)
     return s / s.sum(1, keepdim=True)
 
 
@@ -94,20 +94,25 @@ class PPT(TokenMethod):
     def __init__(self, rs: dict[int, int], threshold: float):
         self.rs = rs
         self.threshold = threshold
+        # The threshold as float32 compares it, for reading the choice on the host (eager, CPU).
+        self._threshold32 = torch.tensor(threshold, dtype=torch.float32).item()
         # One key per PPT block from the start: a dict that grew keys during the first forward would
         # fail torch.compile's guard on its keys and compile the model a second time.
-        self._branches: dict[int, torch.Tensor | None] = dict.fromkeys(sorted(rs))
         self._variances: dict[int, torch.Tensor | None] = dict.fromkeys(sorted(rs))
 
     @property
     def branches(self) -> dict[int, torch.Tensor]:
         """Per PPT block of the last forward, True for the images that pooled."""
-        return {layer: t for layer, t in self._branches.items() if t is not None}
+        return {layer: self._pools(t).view(-1) for layer, t in self._variances.items() if t is not None}
 
     @property
     def variances(self) -> dict[int, torch.Tensor]:
         """Per PPT block of the last forward, the score variance each image was judged by."""
-        return {layer: t for layer, t in self._variances.items() if t is not None}
+        return {layer: t.view(-1) for layer, t in self._variances.items() if t is not None}
+
+    def _pools(self, variance: torch.Tensor) -> torch.Tensor:
+        """True for the images whose score variance is below the threshold (they pool)."""
+        return variance < scalar(self.threshold, variance)
 
     def active(self, layer: int) -> bool:
         return self.rs.get(layer, 0) > 0
@@ -118,8 +123,7 @@ class PPT(TokenMethod):
         if r == 0:  # a single patch left: nothing to remove, and its score variance is undefined
             return x, state
         scores = importance(attn, p)
-        variance = self._variances[layer] = torch.var_mean(scores, 1, keepdim=True)[0].view(-1)  # var()
-        pool = self._branches[layer] = variance < scalar(self.threshold, variance)
+        variance = self._variances[layer] = torch.var_mean(scores, 1, keepdim=True)[0]  # var(), [B, 1]
 
         def prune(tokens):
             return keep_topk(x, tokens, scores, state.num_patches - r)
@@ -131,12 +135,13 @@ class PPT(TokenMethod):
             return prune(state)
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
             # Eager on the CPU, reading the choice costs no device wait: run only the branches taken.
-            pooled = pool.tolist()
+            pooled = [v < self._threshold32 for (v,) in variance.tolist()]
             if not any(pooled):
                 return prune(state)
             if all(pooled):
                 return merge(state)
         # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
+        pool = self._pools(variance)
         sized = TokenState(p, state.pos, state.sizes(x), state.source)
         (x_pool, s_pool), (x_prune, s_prune) = merge(sized), prune(sized)
         return select_rows(pool, x_pool, x_prune), select_rows(pool, s_pool, s_prune)

@@ -74,7 +74,7 @@ class SaiT(TokenMethod):
 
     def reduce(self, layer, x, state, attn):
         p = state.num_prefix
-        scores = attn.cls_scores()[:, p:]
+        scores = attn.cls_scores(start=p)
         valid = None if state.valid is None else state.valid[:, p:]
         if self.mode == "ratio":
             return keep_topk(x, state, scores, self.kept(layer, state.num_patches, self.keep))

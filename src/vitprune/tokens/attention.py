@@ -102,10 +102,12 @@ class AttentionView:
         return k.transpose(1, 2) if self._qkv is not None else k
 
     def mean_keys(self) -> Tensor:
-        """K averaged over heads, ``[B, N, head_dim]``: ToMe's matching metric (Bolya et al. 2023, §3)."""
+        """K averaged over heads, ``[B, N, head_dim]``: ToMe's matching metric (Bolya et al. 2023, §3);
+        ``[B, N, 1, head_dim]`` from a fused output, where a reduction that keeps its dim is one call."""
         if self._qkv is None:
             return self._token_keys().mean(1)
-        return self._token_keys().sum(2).div_(scalar(self._heads, self._qkv))  # mean(2), bit for bit
+        heads = scalar(self._heads, self._qkv)
+        return self._token_keys().sum(2, keepdim=True).div_(heads)  # mean(2), bit for bit
 
     def cls_attention(self, index: int = 0) -> Tensor:
         """Attention of query ``index`` over all keys per head, ``[B, H, N]``, in float32."""
@@ -117,16 +119,23 @@ class AttentionView:
             logits = logits + self._bias.float()
         return logits.softmax(dim=-1)[:, :, 0]
 
-    def cls_scores(self, index: int = 0, heads: str = "mean") -> Tensor:
-        """Attention of query ``index`` over all keys, ``heads`` "mean" or "sum" over heads, ``[B, N]``,
-        in float32: EViT's token score (Liang et al. 2022, §3.2), PPT's and STAR's too."""
+    def cls_scores(
+        self, index: int = 0, heads: str = "mean", start: int = 0, by_value: bool = False
+    ) -> Tensor:
+        """Attention of query ``index`` over the keys from ``start`` on, ``heads`` "mean" or "sum" over
+        heads, ``[B, N - start]``, in float32: EViT's token score (Liang et al. 2022, §3.2), PPT's and
+        STAR's too. ``by_value``: each key's score times ‖v_j‖ (``value_norms``), ATS's importance."""
         if self._qkv is None:
             a = self.cls_attention(index)
-            return a.mean(1) if heads == "mean" else a.sum(1)
+            scores = a.mean(1) if heads == "mean" else a.sum(1)
+            return (scores * self.value_norms() if by_value else scores)[:, start:]
         a = _softmax32(self._fused_cls_logits(index))  # [B, N, H]
-        if heads == "sum":
-            return a.sum(2)
-        return a.sum(2).div_(scalar(self._heads, a))  # what mean(2) computes, without its scalar copy
+        scores = a.sum(2, keepdim=True)  # [B, N, 1]: kept dims, the reduction's one call
+        if heads != "sum":
+            scores = scores.div_(scalar(self._heads, a))  # what mean(2) computes, without its scalar copy
+        if by_value:
+            scores = scores * self._fused_value_norms()
+        return _rows_from(scores, start)
 
     def _fused_cls_logits(self, index: int) -> Tensor:
         """Scaled logits of query ``index`` per head, ``[B, N, H]``, with the block's bias.
@@ -154,9 +163,24 @@ class AttentionView:
     def value_norms(self) -> Tensor:
         """‖v_j‖₂ of each token's value, concatenated over heads, ``[B, N]``, in float32."""
         if self._qkv is not None:
-            return torch.linalg.vector_norm(self._fused(2, split=False), dim=-1, dtype=torch.float32)
+            return _rows_from(self._fused_value_norms(), 0)
         v = self._v() if callable(self._v) else self._v  # computed on demand where nothing holds it
         return v.float().pow(2).sum(dim=(1, 3)).sqrt()
+
+    def _fused_value_norms(self) -> Tensor:
+        """``value_norms`` as ``[B, N, 1]``, from the fused output (no cast call where it is float32)."""
+        v = self._fused(2, split=False)
+        if v.dtype == torch.float32:
+            return torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        return torch.linalg.vector_norm(v, dim=-1, keepdim=True, dtype=torch.float32)
+
+
+def _rows_from(t: Tensor, start: int) -> Tensor:
+    """``t[:, start:, 0]`` of a ``[B, N, 1]`` tensor, ``[B, N - start]``; eager, one ``as_strided`` call."""
+    if torch.compiler.is_compiling():
+        return t[:, start:, 0]
+    s0, s1, _ = t.stride()
+    return t.as_strided((t.shape[0], t.shape[1] - start), (s0, s1), t.storage_offset() + start * s1)
 
 
 def _softmax32(logits: Tensor) -> Tensor:

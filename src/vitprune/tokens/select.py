@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from vitprune.tokens.cache import constant, scalar
-from vitprune.tokens.state import TokenState, flat, gather_tokens, ones, rows
+from vitprune.tokens.state import TokenState, gather_tokens, ones, rows
 
 LEAD = 2.0**100  # a prefix token's score in a top-k: above any patch score a method gives
 
@@ -150,9 +150,10 @@ def bipartite_merge(x: Tensor, state: TokenState, metric: Tensor, r: int):
     whole sequence, prefix included, alternates into A (even positions) and B (odd). Prefix tokens
     in A can never be a source and those in B never a destination (the reference's two cases are
     the class token at 0 and DeiT's distillation token at 1; registers follow the same rule). Each
-    A token finds its most similar B token by cosine similarity of ``metric`` ([B, N, C]); the
-    ``r`` best-matched A tokens are merged into their partners by a size-weighted average and sizes
-    add up; ``r`` is capped at half the patches. Output: prefix, unmerged A patches, B patches.
+    A token finds its most similar B token by cosine similarity of ``metric`` ([B, N, C], or
+    [B, N, 1, C]); the ``r`` best-matched A tokens are merged into their partners by a size-weighted
+    average and sizes add up; ``r`` is capped at half the patches. Output: prefix, unmerged A
+    patches, B patches.
     With prefix tokens the unmerged A patches keep their current order; without any (no class
     token) they follow match score, as in the reference.
     """
@@ -182,12 +183,14 @@ def _match(metric: Tensor, p: int) -> tuple[Tensor, Tensor]:
 
 
 def _halves(m: Tensor) -> tuple[Tensor, Tensor]:
-    """Views of ``m`` ([B, N, C]): its A tokens (even positions) ``[B, N_a, C]`` and its B tokens
-    (odd) transposed, ``[B, C, N_b]``; eager, one ``as_strided`` each instead of a slice and a transpose."""
+    """Views of ``m`` ([B, N, C] or [B, N, 1, C]): its A tokens (even positions) ``[B, N_a, C]`` and its
+    B tokens (odd) transposed, ``[B, C, N_b]``; eager, one ``as_strided`` each instead of a slice and a
+    transpose (and a squeeze)."""
     if torch.compiler.is_compiling():
+        m = m.flatten(2)
         return m[:, ::2], m[:, 1::2].transpose(1, 2)
-    b, n, c = m.shape
-    s0, s1, s2 = m.stride()
+    b, n, c = m.shape[0], m.shape[1], m.shape[-1]
+    s0, s1, s2 = m.stride(0), m.stride(1), m.stride(-1)
     a = m.as_strided((b, (n + 1) // 2, c), (s0, 2 * s1, s2))
     return a, m.as_strided((b, c, n // 2), (s0, s2, 2 * s1), m.storage_offset() + s1)
 
@@ -203,7 +206,8 @@ def _prefix_mask(na: int, nb: int, p: int, like: Tensor) -> Tensor:
 
 def _merge_eager(x: Tensor, state: TokenState, best: Tensor, partner: Tensor, r: int):
     """The merge in few aten calls, for eager mode (issue 33), in sequence positions throughout: the
-    sources' size-weighted tokens are added into their destinations, and one gather of the kept
+    tokens weighted by size and the sizes side by side, ``[B, N, C + 1]``, so one gather and one
+    scatter-add move both; the sources are added into their destinations, and one gather of the kept
     positions (prefix, unmerged A, B) lays out the result; ``best``/``partner`` are ``[B, N_a, 1]``."""
     b, n, c = x.shape
     p = state.num_prefix
@@ -214,35 +218,35 @@ def _merge_eager(x: Tensor, state: TokenState, best: Tensor, partner: Tensor, r:
         src = order[:, :r]
     dst = torch.add(scalar(1, partner), partner.gather(1, src), alpha=2)  # B index → sequence position
     src = src * 2
-    if state.size is None:  # every token is one patch: no weighting, and each source adds 1
-        summed = x.scatter_add(1, rows(dst, c), x.gather(1, rows(src, c)))
-        size = ones(b, n, x).scatter_add(1, dst, ones(b, r, x))
-    else:
-        weighted = x * state.size
-        sources = weighted.gather(1, rows(src, c))
-        # A new tensor, added into in place unless autograd keeps it for the gather's backward.
-        add = weighted.scatter_add if weighted.requires_grad else weighted.scatter_add_
-        summed = add(1, rows(dst, c), sources)
-        size = state.size.scatter_add(1, dst, state.size.gather(1, src))
+    weighted = torch.cat([x, ones(b, n, x)], 2)  # contiguous parts: ATen's one-call cat
+    if state.size is not None:  # else every token is one patch: no weighting
+        weighted = weighted * state.size
+    # A new tensor, added into in place unless autograd keeps it for the gather's backward.
+    add = weighted.scatter_add if weighted.requires_grad else weighted.scatter_add_
+    summed = add(1, rows(dst, c + 1), weighted.gather(1, rows(src, c + 1)))
     if p:  # unmerged A tokens keep their order: the n - r smallest keys, sources pushed past them
         past = 3 * int(n)  # a number: under torch.jit.trace (fvcore) shapes are 0-dim tensors
         keep = _layout(b, n, p, x.device).scatter(1, src, past).topk(n - r, dim=1, largest=False).indices
     else:  # no prefix: unmerged A tokens in match order, as in the reference
         keep = torch.cat([order[:, r:] * 2, _b_positions(b, n, x.device)], 1)
-    size = size.gather(1, keep)
+    kept = summed.gather(1, rows(keep, c + 1))
+    size = _columns(kept, c, 1)
+    if size.requires_grad:  # sizes carry no gradient
+        size = size.detach()
     source = None
     if state.source is not None:
         n0 = state.source.shape[-1]
         held = state.source.to(torch.uint8)
         held = held.scatter_reduce(1, rows(dst, n0), held.gather(1, rows(src, n0)), "amax")
         source = held.gather(1, rows(keep, n0)).bool()
-    out = TokenState(
-        num_prefix=p,
-        pos=state.pos.gather(1, flat(keep)),
-        size=size if not size.requires_grad else size.detach(),
-        source=source,
-    )
-    return summed.gather(1, rows(keep, c)) / size, out
+    out = TokenState(p, state.gathered_pos(keep), size=size, source=source)
+    return _columns(kept, 0, c) / size, out
+
+
+def _columns(t: Tensor, start: int, width: int) -> Tensor:
+    """``t[..., start : start + width]`` of a ``[B, N, C]`` tensor, in one ``as_strided`` call."""
+    s0, s1, s2 = t.stride()
+    return t.as_strided((t.shape[0], t.shape[1], width), (s0, s1, s2), t.storage_offset() + start * s2)
 
 
 def _layout(b: int, n: int, p: int, device) -> Tensor:

@@ -3,7 +3,9 @@
 Every token carries
 - ``pos``: its original index in the token sequence (prefix tokens first, then patches in raster
   order). A merged token keeps the position of the token it was merged into; a fused token that
-  stands for many dropped patches has position -1.
+  stands for many dropped patches has position -1. Eager, a reduction only notes which tokens it
+  kept and the positions are gathered when first read: a forward nobody reads them in spends no
+  call on them (issue 33).
 - ``size``: how many original tokens it represents (``None`` while every size is 1, which keeps the
   unpatched fast path: no attention bias at all).
 - ``source`` (only when tracing): a ``[B, N, N0]`` boolean map of which original tokens it contains.
@@ -16,7 +18,6 @@ Every token carries
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -24,15 +25,34 @@ from torch import Tensor
 from vitprune.tokens.cache import constant
 
 
-@dataclass
 class TokenState:
-    num_prefix: int
-    pos: Tensor  # [B, N] long
-    size: Tensor | None = None  # [B, N, 1], dtype of the activations
-    source: Tensor | None = None  # [B, N, N0] bool
-    valid: Tensor | None = None  # [B, N] bool, False for padding
-    # attention_bias's last answer, (dtype, proportional, bias): blocks that keep the tokens reuse it
-    _bias: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    """What each current token stands for (module docstring); ``pos`` may arrive deferred."""
+
+    def __init__(
+        self,
+        num_prefix: int,
+        pos: Tensor | LaterPositions,  # [B, N] long
+        size: Tensor | None = None,  # [B, N, 1], dtype of the activations
+        source: Tensor | None = None,  # [B, N, N0] bool
+        valid: Tensor | None = None,  # [B, N] bool, False for padding
+    ):
+        self.num_prefix, self._pos, self.size, self.source, self.valid = num_prefix, pos, size, source, valid
+        # attention_bias's last answer, (dtype, proportional, bias): blocks that keep the tokens reuse it
+        self._bias: tuple | None = None
+
+    @property
+    def pos(self) -> Tensor:
+        """Original index of each token, ``[B, N]`` long (gathered here if a reduction deferred it)."""
+        if isinstance(self._pos, LaterPositions):
+            self._pos = self._pos.read()
+        return self._pos
+
+    def gathered_pos(self, idx: Tensor) -> Tensor | LaterPositions:
+        """Positions of the tokens ``idx`` ([B, K] or [B, K, 1]), for a new state: eager, deferred
+        until read; compiled, gathered now (the graph drops what nobody reads)."""
+        if torch.compiler.is_compiling():
+            return self.pos.gather(1, flat(idx) if idx.dim() == 3 else idx)
+        return LaterPositions(self._pos, idx)
 
     @classmethod
     def start(cls, x: Tensor, num_prefix: int, trace_source: bool = False) -> TokenState:
@@ -44,7 +64,7 @@ class TokenState:
 
     @property
     def num_tokens(self) -> int:
-        return self.pos.shape[1]
+        return self._pos.shape[1]
 
     @property
     def num_patches(self) -> int:
@@ -59,7 +79,7 @@ class TokenState:
     def counts(self) -> Tensor:
         """Real (non-padding) tokens per image, ``[B]``."""
         if self.valid is None:
-            return torch.full((self.pos.shape[0],), self.num_tokens, device=self.pos.device)
+            return torch.full((self._pos.shape[0],), self.num_tokens, device=self._pos.device)
         return self.valid.sum(1)
 
     def attention_bias(self, dtype: torch.dtype, proportional: bool) -> Tensor | None:
@@ -83,13 +103,29 @@ class TokenState:
 
     def gather(self, idx: Tensor) -> TokenState:
         """Keep the tokens ``idx`` ([B, K] indices into the current tokens), in that order."""
-        return replace(
-            self,
-            pos=self.pos.gather(1, idx),
+        return TokenState(
+            self.num_prefix,
+            self.gathered_pos(idx),
             size=None if self.size is None else self.size.gather(1, rows(idx, 1)),
             source=None if self.source is None else _gather_rows(self.source, idx),
             valid=None if self.valid is None else self.valid.gather(1, idx),
         )
+
+
+class LaterPositions:
+    """Positions a reduction kept but has not gathered: ``pos.gather(1, idx)``, done once when read."""
+
+    def __init__(self, pos: Tensor | LaterPositions, idx: Tensor):
+        self._from, self._idx = pos, idx
+        self.shape, self.device = tuple(idx.shape[:2]), idx.device
+
+    def read(self) -> Tensor:
+        if isinstance(self._from, LaterPositions):
+            self._from = self._from.read()
+        if self._idx is not None:  # once: what it gathered replaces what it gathered from
+            idx, self._idx = self._idx, None
+            self._from = self._from.gather(1, flat(idx) if idx.dim() == 3 else idx)
+        return self._from
 
 
 def ones(b: int, n: int, like: Tensor) -> Tensor:
