@@ -56,6 +56,7 @@ BAD = {
     "--seed": "-1",
     "--structure": "neuron",
     "--targets": "all",
+    "--task": "detect",
     "--threads": "0",
     "--warmup-epochs": "-1",
     "--weight-decay": "-0.1",
