@@ -86,3 +86,29 @@ def test_sait_section_silent_without_the_checkpoint(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit"])
     demo.run_sait(tmp_path, 40)
     assert capsys.readouterr().out == "" and not (tmp_path / "sait.json").exists()
+
+
+def test_segmentation_skipped_with_a_note_without_the_segmenter(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit"])
+    demo.run_segmentation(tmp_path, 100)
+    assert capsys.readouterr().out.strip() == (
+        "Segmentation: skipped, the zoo has no 'clutter-seg-196' yet (shipped: fmnist-vit)."
+    )
+
+
+@needs_fmnist
+def test_segmentation_section_scores_every_method_and_draws_its_maps(monkeypatch, tmp_path, capsys):
+    from test_segment import _segmenter
+
+    monkeypatch.setattr(zoo, "names", lambda: [demo.SEGMENTER, "fmnist-vit"])
+    monkeypatch.setattr(zoo, "load", lambda name: _segmenter())
+    demo.run_segmentation(tmp_path, 24, targets=(0.65,))
+    out = capsys.readouterr().out
+    assert "mean IoU over 11 classes" in out and "first 24 of 10000 test canvases" in out
+    rows = {r["method"]: r for r in json.loads((tmp_path / "sweep" / "sweep.json").read_text())["rows"]}
+    assert {"dense", "tome", "evit", "ppt", "sait", "resize", "random", "topk"} <= rows.keys()
+    assert rows["sait"]["status"] == "unreachable"  # its default point (block 3 of 4) cannot reach 0.65
+    assert all(0 < rows[m]["fidelity"] < 1 for m in rows if rows[m]["status"] == "ok" and m != "dense")
+    drawn = sorted(p.name for p in tmp_path.glob("segmentation-*.png"))
+    methods = sorted(("tome", "evit", "ppt", "random", "topk"))  # STAR: no calibration here
+    assert drawn == [f"segmentation-{m}.png" for m in methods]

@@ -1,7 +1,9 @@
 """``make demo``: every token method on the shipped ``fmnist-vit-196`` (14×14 = 196 patches, DeiT's
 token count, the regime the papers work in), side by side; the same on ``fmnist-vit`` (7×7 = 49
 patches) as a second, smaller table, with the shipped SaiT checkpoint ``fmnist-vit-sait`` beside it;
-then DIMAP weight pruning on the shipped ``fmnist-swin`` (skipped with a note while it is not shipped).
+then DIMAP weight pruning on the shipped ``fmnist-swin`` and, on the shipped segmenter
+``clutter-seg-196``, every method with the full patch grid restored, scored by mean IoU (each skipped
+with a note while its model is not shipped).
 
 A small sweep (each method solved for a few MACs targets, measured against the dense model: top-1/
 top-5, GMACs from the token counts really used, images/s and batch-1 latency: per target, every
@@ -41,10 +43,12 @@ from vitprune.data.batched import build_loader
 from vitprune.data.fashion_mnist import CLASSES
 from vitprune.files.atomic import json_bytes, write_bytes
 from vitprune.measure.evaluate import evaluate
+from vitprune.segment.data import segmentation_dataset
 from vitprune.sweep.files import COLUMNS, flat_rows
 from vitprune.sweep.run import SweepSettings, machine, method_config, sweep, write_reports
 from vitprune.sweep.yardstick import RESIZE, VERSUS, points_vs_resize
 from vitprune.viz.api import save_token_maps
+from vitprune.viz.segmentation import save_segmentation_maps
 from vitprune.weights.counting import example_images
 from vitprune.weights.dimap import apply_masks, dimap_masks
 from vitprune.weights.report import THEORETICAL, totals
@@ -53,12 +57,16 @@ MODEL = "fmnist-vit-196"  # the main table: 196 patches, as DeiT-S at 224
 SMALL = "fmnist-vit"  # the second table: 49 patches, where pruning one costs more
 SAIT = "fmnist-vit-sait"
 SWIN = "fmnist-swin"
+SEGMENTER = "clutter-seg-196"  # a segmenter on clutter-vit-196's backbone: dense outputs scored by mean IoU
+CLASSIFIER = "clutter-vit-196"  # whose STAR calibration the segmenter's STAR rows use
+CLUTTER = "fashion-mnist-clutter"
 METHODS = ("tome", "evit", "ppt", "star", "sait")
 BASELINES = ("resize", "random", "topk")  # yardsticks: a smaller input, random tokens, top-K (no fusion)
 TARGETS = (0.8, 0.65, 0.5)
 DIMAP_FRACTIONS = (0.3, 0.5)  # of the prunable weights (qkv, proj, fc1, fc2), removed
 STAR_IMAGES = 32  # the paper calibrates on 192; a few are enough for a demo and take seconds
 MAP_IMAGES = 8
+SEGMENTATION_IMAGES = 4  # canvases in each method's segmentation figure
 # Throughput batch, timing rounds and test-image defaults keep `make demo` under 8 minutes on a 2-core
 # AVX2 CPU with every method and baseline timed against dense and resize (one interleaved run per target,
 # median of 5 rounds); `vitprune sweep` takes any.
@@ -67,6 +75,7 @@ ROUNDS = 5
 # Rows compare by ratios timed in one run (each target's rows interleaved with dense and resize), not by raw
 # throughputs or latencies, which come from different runs for different targets.
 SHOWN = [c for c in COLUMNS if c not in ("status", "setting", "n", "images_per_s", "latency_ms")]
+SEGMENTATION_SHOWN = ["method", "macs_target", "miou", "pixel_acc", "fidelity", "gmacs", "macs_ratio"]
 
 
 def star_prior(dense: nn.Module, name: str, out: Path) -> str:
@@ -165,6 +174,68 @@ def run_sait(out: Path, limit: int, targets=TARGETS) -> None:
     print(table(rows))
 
 
+def segmentation_maps(
+    dense: nn.Module, settings: SweepSettings, methods: list[str], target: float, test, out: Path
+) -> list[Path]:
+    """One PNG per token method of ``methods``: a few test canvases, their truth, dense's prediction,
+    the tokens left and the prediction from the restored grid."""
+    inputs, truth = next(iter(build_loader(test, SEGMENTATION_IMAGES)))
+    names = [*CLASSES, "background"]
+    paths = []
+    for method in methods:
+        if method == RESIZE:  # every patch of a smaller grid is kept: no token map to draw
+            continue
+        config = method_config(method, settings)
+        model = vitprune.apply(
+            copy.deepcopy(dense), method, macs=target, dense=True, trace_source=True, **config
+        )
+        title = f"{settings.model} · {method} at {target:g}× dense MACs: prediction from the restored grid"
+        path = out / f"segmentation-{method}.png"
+        paths.append(save_segmentation_maps(model, dense, inputs, truth, path, names, title))
+    return paths
+
+
+def run_segmentation(out: Path, limit: int, targets=TARGETS) -> None:
+    """Every method and baseline on the shipped segmenter: mean IoU, pixel accuracy and the fidelity of
+    the restored patch features against GMACs, and predicted maps beside the tokens for a few canvases."""
+    if SEGMENTER not in zoo.names():
+        shipped = ", ".join(zoo.names()) or "none"
+        print(f"\nSegmentation: skipped, the zoo has no {SEGMENTER!r} yet (shipped: {shipped}).")
+        return
+    dense = zoo.load(SEGMENTER)
+    prior = CLASSIFIER if zoo.calibration(CLASSIFIER) is not None else None
+    settings = SweepSettings(
+        model=SEGMENTER,
+        data=CLUTTER,
+        methods=[m for m in METHODS + BASELINES if m in vitprune.methods()],
+        macs=list(targets),
+        limit=limit,
+        speed=False,  # the backbone's speed is the classifier's, timed in the main table
+        star_prior=prior,
+    )
+    test = segmentation_dataset(CLUTTER, "test", dense)
+    payload = sweep(dense, test, settings, out / "sweep", progress=False)
+    reports = write_reports(out / "sweep", payload)
+    ok = {r["method"] for r in payload["rows"] if r["status"] == "ok" and r["macs_target"] == min(targets)}
+    swept = [m for m in settings.methods if m in ok]
+    maps = segmentation_maps(dense, settings, swept, min(targets), test, out)
+    n = payload["rows"][0]["n"]
+    print(
+        f"\n{SEGMENTER} (a linear head on every patch, upsampled to pixels) on {CLUTTER}, every method with "
+        f"the full patch grid restored (dense outputs), no fine-tuning: mean IoU over 11 classes and pixel "
+        f"accuracy (%) on the first {n} of {len(test)} test canvases, fidelity = mean cosine of each "
+        f"restored patch feature to the dense model's; STAR uses {CLASSIFIER}'s calibration.\n"
+    )
+    print(table(flat_rows(payload), SEGMENTATION_SHOWN))
+    versus = points_vs_resize(flat_rows(payload))
+    if versus:
+        print(f"\n{VERSUS.format(score='Mean-IoU')}\n")
+        print(table(versus))
+    print(f"\nplots: {', '.join(reports['plots'])}")
+    where = ", ".join(map(str, maps))
+    print(f"segmentation maps ({SEGMENTATION_IMAGES} canvases, at {min(targets):g}× dense MACs): {where}")
+
+
 def dimap_rows(dense: nn.Module, loader, fractions=DIMAP_FRACTIONS) -> list[dict]:
     """Dense, DIMAP (module scope) at each fraction removed, uniform magnitude at the largest."""
     images = example_images(dense)
@@ -238,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--dimap-images", type=int, default=1000, help="test images for DIMAP (default: %(default)s)"
     )
+    ap.add_argument(
+        "--seg-limit",
+        type=int,
+        default=500,
+        help=f"test canvases for the {SEGMENTER} table; 0 skips it (default: %(default)s)",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     args = ap.parse_args(argv)
     for name in (MODEL, SMALL):
@@ -253,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         run_demo(zoo.load(SMALL), SMALL, Path(args.out) / SMALL, args.small_limit)
         run_sait(Path(args.out), args.small_limit)
     run_dimap(Path(args.out), args.dimap_images)
+    if args.seg_limit > 0:
+        run_segmentation(Path(args.out) / SEGMENTER, args.seg_limit)
     print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s")
 
 
