@@ -105,6 +105,7 @@ def test_segmentation_section_scores_every_method_and_draws_its_maps(monkeypatch
     demo.run_segmentation(tmp_path, 24, targets=(0.65,))
     out = capsys.readouterr().out
     assert "mean IoU over 11 classes" in out and "first 24 of 10000 test canvases" in out
+    assert "Mean-IoU points each method beats (+) or loses (-) to `resize`" in out
     rows = {r["method"]: r for r in json.loads((tmp_path / "sweep" / "sweep.json").read_text())["rows"]}
     assert {"dense", "tome", "evit", "ppt", "sait", "resize", "random", "topk"} <= rows.keys()
     assert rows["sait"]["status"] == "unreachable"  # its default point (block 3 of 4) cannot reach 0.65

@@ -46,7 +46,7 @@ from vitprune.measure.evaluate import evaluate
 from vitprune.segment.data import segmentation_dataset
 from vitprune.sweep.files import COLUMNS, flat_rows
 from vitprune.sweep.run import SweepSettings, machine, method_config, sweep, write_reports
-from vitprune.sweep.yardstick import RESIZE, VERSUS, points_vs_resize
+from vitprune.sweep.yardstick import RESIZE, points_vs_resize, versus_heading
 from vitprune.viz.api import save_token_maps
 from vitprune.viz.segmentation import save_segmentation_maps
 from vitprune.weights.counting import example_images
@@ -85,6 +85,17 @@ def star_prior(dense: nn.Module, name: str, out: Path) -> str:
     images = calibration_images(build_dataset("fashion-mnist", "train", dense), STAR_IMAGES)
     calibration = calibrate_star(dense, images, dtype=torch.float32, progress=False, meta={"model": name})
     return str(save_calibration(calibration, out / "star-prior"))
+
+
+def print_tables(payload: dict, shown: list[str], plots: list[str]) -> None:
+    """A sweep's table, each method's points against ``resize`` under it, and where its plots are."""
+    rows = flat_rows(payload)
+    print(table(rows, shown))
+    versus = points_vs_resize(rows)
+    if versus:
+        print(f"\n{versus_heading(rows)}\n")
+        print(table(versus))
+    print(f"\nplots: {', '.join(plots)}")
 
 
 def token_maps(dense: nn.Module, settings: SweepSettings, target: float, out: Path) -> list[Path]:
@@ -129,12 +140,7 @@ def run_demo(dense: nn.Module, name: str, out: Path, limit: int, targets=TARGETS
         f"against dense, and vs_resize against resize at the same target, each target's rows timed "
         f"interleaved in one run.\n"
     )
-    print(table(flat_rows(payload), SHOWN))
-    versus = points_vs_resize(flat_rows(payload))
-    if versus:
-        print(f"\n{VERSUS}\n")
-        print(table(versus))
-    print(f"\nplots: {', '.join(reports['plots'])}")
+    print_tables(payload, SHOWN, reports["plots"])
     print(
         f"token maps ({MAP_IMAGES} test images, at {min(targets):g}× dense MACs): {', '.join(map(str, maps))}"
     )
@@ -226,12 +232,7 @@ def run_segmentation(out: Path, limit: int, targets=TARGETS) -> None:
         f"accuracy (%) on the first {n} of {len(test)} test canvases, fidelity = mean cosine of each "
         f"restored patch feature to the dense model's; STAR uses {CLASSIFIER}'s calibration.\n"
     )
-    print(table(flat_rows(payload), SEGMENTATION_SHOWN))
-    versus = points_vs_resize(flat_rows(payload))
-    if versus:
-        print(f"\n{VERSUS.format(score='Mean-IoU')}\n")
-        print(table(versus))
-    print(f"\nplots: {', '.join(reports['plots'])}")
+    print_tables(payload, SEGMENTATION_SHOWN, reports["plots"])
     where = ", ".join(map(str, maps))
     print(f"segmentation maps ({SEGMENTATION_IMAGES} canvases, at {min(targets):g}× dense MACs): {where}")
 

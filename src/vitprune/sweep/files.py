@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vitprune.cli.report import table
 from vitprune.files.atomic import json_bytes, write_bytes
-from vitprune.sweep.yardstick import SCORES, VERSUS, points_vs_resize, score_key
+from vitprune.sweep.yardstick import points_vs_resize, score_key, versus_heading
 
 JSON_NAME, CSV_NAME, MD_NAME = "sweep.json", "sweep.csv", "sweep.md"
 START_OVER = "use another --out or run without --resume to start over"
@@ -91,7 +91,7 @@ def markdown(payload: dict) -> str:
     text = f"{describe(payload)}\n\n{table(rows, _columns(rows))}\n"
     versus = points_vs_resize(rows)
     if versus:
-        text += f"\n{VERSUS.format(score=SCORES[score_key(rows)])}\n\n{table(versus)}\n"
+        text += f"\n{versus_heading(rows)}\n\n{table(versus)}\n"
     failed = [r for r in rows if r.get("error")]
     unreachable = [
         f"{r['method']} at {r['macs_target']:g}: {r['error']}" for r in failed if r["status"] != "refused"

@@ -34,6 +34,11 @@ def score_key(rows: list[dict]) -> str:
     return next((key for key in SCORES if any(r.get(key) is not None for r in rows)), "top1")
 
 
+def versus_heading(rows: list[dict]) -> str:
+    """:data:`VERSUS` for the score the rows of a sweep carry."""
+    return VERSUS.format(score=SCORES[score_key(rows)])
+
+
 def resize_twin(dense: nn.Module, model: nn.Module, macs: float | str | None = None) -> nn.Module | None:
     """``dense`` with ``resize`` at ``macs`` (default: the MACs ``model``'s method plans), or None where
     there is nothing to compare (no token method, ``resize`` itself, a family it refuses). A segmenter's
