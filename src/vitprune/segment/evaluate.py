@@ -61,7 +61,7 @@ def evaluate_segmentation(
     grid = prefix + model.patch_embed.num_patches
     counts = torch.zeros(classes, classes, dtype=torch.int64)
     cosine, images_seen = 0.0, 0
-    heads = [_HeadInput(m) for m in (model, reference) if m is not None]
+    heads = [] if reference is None else [_HeadInput(model), _HeadInput(reference)]  # fidelity reads them
     for m in (model, reference):
         if m is not None:
             m.eval().to(device)
