@@ -25,10 +25,11 @@ NO_INDUCTOR = os.environ.get("ATEN_CPU_CAPABILITY") == "default"
 # Inductor's FX-graph cache key leaves out the vector ISA it generated for (torch 2.14.1), yet the C++ it
 # caches hard-codes that vector width. On an AVX-512 machine, a graph cached by a run on the native kernels
 # and served to an ATEN_CPU_CAPABILITY=avx2 run is rebuilt with AVX2's 8-float vectors and loads 16 floats
-# into them: a segmentation fault (CI, stop 35). One cache per capability keeps them apart; Inductor reads
+# into them: a segmentation fault (CI, stop 35). The same happens across hosts that share /tmp but not a
+# vector width. One cache per capability in use (AVX512, AVX2, DEFAULT) keeps them apart; Inductor reads
 # the variable whenever it opens its cache, so setting it here, before any test compiles, is in time.
-_CAPABILITY = os.environ.get("ATEN_CPU_CAPABILITY")
-if _CAPABILITY and os.environ.get("TORCHINDUCTOR_CACHE_DIR", default_cache_dir()) == default_cache_dir():
+_CAPABILITY = torch.backends.cpu.get_cpu_capability().lower()
+if os.environ.get("TORCHINDUCTOR_CACHE_DIR", default_cache_dir()) == default_cache_dir():
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{_CAPABILITY}"
 
 
