@@ -40,6 +40,7 @@ After each forward, ``method.branches[layer]`` holds True for the images that po
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from vitprune.methods.base import (
@@ -72,6 +73,12 @@ def importance(attn, num_prefix: int) -> torch.Tensor:
     """ATS importance of the patches, ``[B, patches]``, summing to 1 per image."""
     s = attn.cls_scores(heads="sum", start=num_prefix, by_value=True)
     return s / s.sum(1, keepdim=True)
+
+
+def host_floats(t: torch.Tensor) -> list[float]:
+    """A CPU tensor's values as Python floats, read through DLPack: eager, no dispatcher call (``tolist``
+    spends two, issue 33)."""
+    return np.from_dlpack(t.detach() if t.requires_grad else t).ravel().tolist()
 
 
 def select_rows(pick: torch.Tensor, a, b):
@@ -135,7 +142,7 @@ class PPT(TokenMethod):
             return prune(state)
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
             # Eager on the CPU, reading the choice costs no device wait: run only the branches taken.
-            pooled = [v < self._threshold32 for (v,) in variance.tolist()]
+            pooled = [v < self._threshold32 for v in host_floats(variance)]
             if not any(pooled):
                 return prune(state)
             if all(pooled):

@@ -49,9 +49,12 @@ class AttentionView:
     (``[B, N, 3·H·head_dim]``, no reshape until a method asks), or, through :meth:`of_heads`, from any
     family's separate projections."""
 
-    def __init__(self, attn: Attention, qkv: Tensor, bias: Tensor | None):
+    def __init__(self, attn: Attention, qkv: Tensor, bias: Tensor | None, per_key: Tensor | None = None):
+        """``bias``: the block's additive mask ``[B, 1, 1, N]``; ``per_key``: the same values as
+        ``[B, N, 1]`` where the caller holds them (the CLS row then adds them without a view)."""
         self._qkv, self._heads, self._head_dim = qkv, attn.num_heads, attn.head_dim
         self._set(None, None, None, attn.scale, bias, attn.q_norm, attn.k_norm)
+        self._bias_per_key = per_key
 
     @classmethod
     def of_heads(cls, q: Tensor, k: Tensor, v, scale: float, bias: Tensor | None) -> AttentionView:
@@ -64,6 +67,7 @@ class AttentionView:
 
     def _set(self, q, k, v, scale, bias, q_norm: nn.Module, k_norm: nn.Module) -> None:
         self._q, self._k, self._v, self._scale, self._bias = q, k, v, scale, bias
+        self._bias_per_key: Tensor | None = None
         self._q_norm = None if isinstance(q_norm, nn.Identity) else q_norm
         self._k_norm = None if isinstance(k_norm, nn.Identity) else k_norm
         self._keys: Tensor | None = None
@@ -156,7 +160,9 @@ class AttentionView:
         )
         logits = torch.bmm(k, q * diagonal)
         if self._bias is not None:
-            bias = self._bias.view(self._bias.shape[0], n, 1)
+            bias = self._bias_per_key
+            if bias is None:
+                bias = self._bias.view(self._bias.shape[0], n, 1)
             logits = logits + (bias if bias.dtype == logits.dtype else bias.to(logits.dtype))
         return logits
 
@@ -184,5 +190,8 @@ def _rows_from(t: Tensor, start: int) -> Tensor:
 
 
 def _softmax32(logits: Tensor) -> Tensor:
-    """Softmax over the tokens (dim 1) in float32; no cast call where the logits are float32 already."""
-    return logits.softmax(dim=1) if logits.dtype == torch.float32 else logits.softmax(1, dtype=torch.float32)
+    """Softmax over the tokens (dim 1) in float32; no cast call where the logits are float32 already,
+    and eager, ATen's kernel called directly (``softmax`` is a call that makes one more)."""
+    if logits.dtype != torch.float32:
+        return logits.softmax(1, dtype=torch.float32)
+    return logits.softmax(dim=1) if torch.compiler.is_compiling() else torch._softmax(logits, 1, False)

@@ -37,7 +37,8 @@ class TokenState:
         valid: Tensor | None = None,  # [B, N] bool, False for padding
     ):
         self.num_prefix, self._pos, self.size, self.source, self.valid = num_prefix, pos, size, source, valid
-        # attention_bias's last answer, (dtype, proportional, bias): blocks that keep the tokens reuse it
+        # attention_bias's last answer, (dtype, proportional, bias, per key): blocks that keep the tokens
+        # reuse it; per key is the [B, N, 1] tensor the bias is a view of, or None
         self._bias: tuple | None = None
 
     @property
@@ -88,18 +89,26 @@ class TokenState:
         Computed once per state and dtype: the blocks between two reductions share it."""
         if self._bias is not None and self._bias[:2] == (dtype, proportional):
             return self._bias[2]
-        bias = None
+        bias = per_key = None
         if proportional and self.size is not None:
             b, n, _ = self.size.shape
             size = self.size if self.size.dtype == dtype else self.size.to(dtype)
-            bias = size.log().view(b, 1, 1, n)  # sizes carry no gradient (merges detach them)
+            per_key = size.log()  # sizes carry no gradient (merges detach them)
+            bias = per_key.view(b, 1, 1, n)
         if self.valid is not None:
             pad = torch.zeros(self.valid.shape, dtype=dtype, device=self.valid.device)
             pad = pad.masked_fill(~self.valid, float("-inf"))[:, None, None]
-            bias = pad if bias is None else bias + pad
+            bias, per_key = (pad if bias is None else bias + pad), None
         if not torch.compiler.is_compiling():
-            self._bias = (dtype, proportional, bias)
+            self._bias = (dtype, proportional, bias, per_key)
         return bias
+
+    def bias_per_key(self, bias: Tensor | None) -> Tensor | None:
+        """``bias`` (this state's :meth:`attention_bias`) as ``[B, N, 1]``, one value per key, where it
+        is a view of such a tensor the state holds (eager, no padding): no call; else None."""
+        if bias is not None and self._bias is not None and self._bias[2] is bias:
+            return self._bias[3]
+        return None
 
     def gather(self, idx: Tensor) -> TokenState:
         """Keep the tokens ``idx`` ([B, K] indices into the current tokens), in that order."""

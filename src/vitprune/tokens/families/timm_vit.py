@@ -89,7 +89,7 @@ class TimmVit(TimmFamily):
         return (blk.attn.qkv,)
 
     def view(self, blk, outputs, bias, state, extra):
-        return AttentionView(blk.attn, outputs[0], bias)
+        return AttentionView(blk.attn, outputs[0], bias, state.bias_per_key(bias))
 
     def attend(self, blk, x, mask, state, extra):
         return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x), attn_mask=mask)))
