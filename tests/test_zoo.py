@@ -11,7 +11,7 @@ from vitprune import zoo
 from vitprune.cli.main import parser
 from vitprune.cli.options import build_model, method_config
 from vitprune.data.fashion_mnist import resolve_root
-from vitprune.train import fit, model_spec
+from vitprune.train import fit, load_trained, model_spec
 from vitprune.zoo import publish
 
 needs_fmnist = pytest.mark.skipif(
@@ -61,6 +61,21 @@ def test_publish_writes_measured_card_and_loads_by_name(tmp_path, monkeypatch, c
     assert build_model(args).sait.layers == (1,)
     train_args = parser().parse_args(["train", "--model", "tiny-test-sait", "--method", "sait", "--out", "x"])
     assert method_config(train_args) == {"layer": 1}  # train and visualize read the same settings
+
+    # --average: the card's weights are the mean of the runs' (SWA), and a run of another model is refused
+    other = tiny_vit()
+    run_b = tmp_path / "b"
+    fit(other, train_loader(other), epochs=1, lr=3e-3, out_dir=run_b, model_spec=spec, progress=False)
+    publish.main([str(tmp_path / "run"), "tiny-avg", "--command", "c", "--average", str(tmp_path / "b")])
+    card, averaged = zoo.card("tiny-avg"), zoo.load("tiny-avg").state_dict()
+    assert card["averaged_with"] == [{"run": str(tmp_path / "b"), "epoch": 1}]
+    runs = [load_trained(tmp_path / r).state_dict() for r in ("run", "b")]
+    assert not torch.equal(runs[0]["head.weight"], runs[1]["head.weight"])
+    for name, tensor in averaged.items():
+        torch.testing.assert_close(tensor, (runs[0][name] + runs[1][name]) / 2, rtol=0, atol=1e-7)
+    with pytest.raises(SystemExit):
+        publish.main([str(tmp_path / "sait"), "x", "--command", "c", "--average", str(tmp_path / "run")])
+    assert "not " + str(tmp_path / "sait") in capsys.readouterr().err
 
 
 # Top-1/top-5 (%) of `vitprune eval --model NAME --limit 1000 --json` (a segmenter: mean IoU and pixel

@@ -4,7 +4,8 @@
 
 The card's accuracy (a segmenter's mean IoU and pixel accuracy, with ``"task": "segmentation"``) is
 measured here on the test split (not copied from the training log), and its MACs by
-``vitprune.measure``; the weights are written atomically next to this file.
+``vitprune.measure``; the weights are written atomically next to this file. ``--average OTHER_RUN``
+publishes the mean of the runs' weights instead (SWA: ``vitprune.train.average``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vitprune.segment.data import segmentation_dataset
 from vitprune.segment.evaluate import evaluate_segmentation
 from vitprune.segment.head import is_segmenter
 from vitprune.train import load_run
+from vitprune.train.average import average_state_dicts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,10 +34,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--notes", help="what the card needs said beside its figures")
+    ap.add_argument(
+        "--average",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="another run (or checkpoint) of the same model to average with RUN's weights, e.g. the end "
+        "of an earlier cosine cycle (SWA, Izmailov et al. 2018); repeatable",
+    )
     args = ap.parse_args(argv)
 
     run = load_run(args.run)
     spec, model = run.spec, run.model
+    averaged = [load_run(path) for path in args.average]
+    for path, other in zip(args.average, averaged, strict=True):
+        if (other.spec["name"], other.spec["kwargs"]) != (spec["name"], spec["kwargs"]):
+            ap.error(f"--average {path} is a {other.spec['name']} {other.spec['kwargs']}, not {args.run}'s")
+    if averaged:
+        states = [model.state_dict(), *(other.model.state_dict() for other in averaged)]
+        model.load_state_dict(average_state_dicts(states))
+    sources = [{"run": p, "epoch": other.epochs} for p, other in zip(args.average, averaged, strict=True)]
     segmenter = is_segmenter(model)
     test = (segmentation_dataset if segmenter else build_dataset)(args.data, "test", model)
     loader = build_loader(test, 256)
@@ -54,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "input_size": list(input_size),
         "train_command": args.command,
         "epochs": run.epochs,
+        **({"averaged_with": sources} if sources else {}),
         "wall_time_s": round(sum(r["train_s"] for r in run.history), 1),
         **{key: metrics[key] for key in scored},
         "test_images": metrics["n"],
