@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vitprune.train.average import average_state_dicts
+from vitprune.train import average_state_dicts
 
 
 def test_mean_of_float_tensors_keeps_dtype_and_integer_buffers():

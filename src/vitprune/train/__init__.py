@@ -5,6 +5,7 @@ vitprune.train.fit(model, loader, TrainConfig(epochs=10, lr=1e-3), out_dir="runs
 model = vitprune.train.load_trained("runs/a")
 """
 
+from vitprune.train.average import average_state_dicts
 from vitprune.train.checkpoint import find as find_checkpoint
 from vitprune.train.config import TrainConfig
 from vitprune.train.loop import fit
@@ -16,6 +17,7 @@ __all__ = [
     "ShardSampler",
     "TrainConfig",
     "TrainedRun",
+    "average_state_dicts",
     "distill_loss",
     "find_checkpoint",
     "fit",

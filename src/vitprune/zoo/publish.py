@@ -23,8 +23,7 @@ from vitprune.measure.evaluate import evaluate, evaluate_macs
 from vitprune.segment.data import segmentation_dataset
 from vitprune.segment.evaluate import evaluate_segmentation
 from vitprune.segment.head import is_segmenter
-from vitprune.train import load_run
-from vitprune.train.average import average_state_dicts
+from vitprune.train import average_state_dicts, load_run
 
 
 def main(argv: list[str] | None = None) -> None:
