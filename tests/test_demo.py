@@ -58,25 +58,26 @@ def test_dimap_section_on_the_zoo_swin(monkeypatch, tmp_path, capsys):
     assert all(0 <= row["top1"] <= 100 for row in rows.values())
 
 
-@pytest.mark.parametrize("name", [demo.MODEL, demo.SMALL])
+@pytest.mark.parametrize("name", [demo.MODEL, demo.SECOND])
 def test_star_prior_shipped_with_the_model_is_named(name, tmp_path):
     assert (zoo.ZOO_DIR / "calibration" / f"{name}-star.safetensors").exists()
     assert demo.star_prior(torch.nn.Identity(), name, tmp_path) == name
 
 
 def test_main_table_is_at_deits_token_count():
-    """The demo's main model has DeiT-S's 196 patches and a class token; the second has 49."""
-    assert describe(zoo.load(demo.MODEL)).num_patches == 196 == describe(timm_deit()).num_patches
-    assert describe(zoo.load(demo.SMALL)).num_patches == 49
+    """The demo's two models have DeiT-S's 196 patches; the main one reads the cluttered canvases."""
+    for name in (demo.MODEL, demo.SECOND):
+        assert describe(zoo.load(name)).num_patches == 196 == describe(timm_deit()).num_patches
+    assert zoo.card(demo.MODEL)["data"] == demo.DATA[demo.MODEL] == "fashion-mnist-clutter"
 
 
 @needs_fmnist
 def test_sait_section_shows_one_checkpoint_at_each_target(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit", "fmnist-vit-sait"])
-    model = vitprune.apply(tiny_vit(depth=4, img_size=28, patch_size=4), "sait", layer=1)
+    monkeypatch.setattr(zoo, "names", lambda: ["fmnist-vit", demo.SAIT])
+    model = vitprune.apply(tiny_vit(depth=4, img_size=56, patch_size=8), "sait", layer=1)
     monkeypatch.setattr(zoo, "load", lambda name: model)
     demo.run_sait(tmp_path, 40, targets=(0.8, 0.5))
-    assert "first 40 test images" in capsys.readouterr().out
+    assert "first 40 test canvases" in capsys.readouterr().out
     rows = json.loads((tmp_path / "sait.json").read_text())["rows"]
     assert [row["macs_target"] for row in rows] == [1.0, 0.8, 0.5]
     assert rows[0]["mode"] == "dense" and all(row["mode"].startswith("ratio keep=") for row in rows[1:])

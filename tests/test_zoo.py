@@ -88,6 +88,7 @@ FIRST_1000 = {
     "fmnist-vit-196": (92.6, 99.9),
     "fmnist-vit-sait": (90.8, 99.8),
     "fmnist-swin": (92.2, 99.9),
+    "clutter-vit-196": (89.1, 99.8),
 }
 
 

@@ -68,15 +68,16 @@ def flat_rows(payload: dict) -> list[dict]:
     return rows
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    return [c for c in COLUMNS if any(c in r for r in rows)]
+def present_columns(rows: list[dict], shown=COLUMNS) -> list[str]:
+    """The columns of ``shown`` that at least one row has, in ``shown``'s order."""
+    return [c for c in shown if any(c in r for r in rows)]
 
 
 def write_tables(out: Path, payload: dict) -> tuple[Path, Path]:
     """Write ``sweep.csv`` and ``sweep.md`` (see :func:`markdown`)."""
     rows = flat_rows(payload)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, _columns(rows), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, present_columns(rows), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     csv_path, md_path = out / CSV_NAME, out / MD_NAME
@@ -88,7 +89,7 @@ def write_tables(out: Path, payload: dict) -> tuple[Path, Path]:
 def markdown(payload: dict) -> str:
     """The sweep as Markdown: what was measured, the table, any notes and the command."""
     rows = flat_rows(payload)
-    text = f"{describe(payload)}\n\n{table(rows, _columns(rows))}\n"
+    text = f"{describe(payload)}\n\n{table(rows, present_columns(rows))}\n"
     versus = points_vs_resize(rows)
     if versus:
         text += f"\n{versus_heading(rows)}\n\n{table(versus)}\n"
