@@ -33,7 +33,8 @@ prefix, and both orders feed the next PPT block's split. Differences, deliberate
 (distillation, registers) are protected, not only CLS; the CLS row is computed alone and attention
 stays fused; every image's two branches are computed and one is picked per image with
 ``torch.where`` (no host sync; the authors split the batch with ``nonzero``), except eager on the
-CPU, where no device waits and a batch computes only the branches its images take.
+CPU, where no device waits: the variances are computed on the host (float64) and a batch computes only
+the branches its images take. Pruning ranks the unnormalised scores (the same order).
 After each forward, ``method.branches[layer]`` holds True for the images that pooled and
 ``method.variances[layer]`` the score variance each image was judged by (for choosing a threshold).
 """
@@ -70,15 +71,21 @@ def default_threshold(spec: VitSpec) -> float:
 
 
 def importance(attn, num_prefix: int) -> torch.Tensor:
-    """ATS importance of the patches, ``[B, patches]``, summing to 1 per image."""
-    s = attn.cls_scores(heads="sum", start=num_prefix, by_value=True)
-    return s / s.sum(1, keepdim=True)
+    """ATS importance of the patches, ``[B, patches]``, before the paper's normalisation to sum 1 per
+    image, which changes no ranking; :func:`score_variance` applies it."""
+    return attn.cls_scores(heads="sum", start=num_prefix, by_value=True)
 
 
-def host_floats(t: torch.Tensor) -> list[float]:
-    """A CPU tensor's values as Python floats, read through DLPack: eager, no dispatcher call (``tolist``
-    spends two, issue 33)."""
-    return np.from_dlpack(t.detach() if t.requires_grad else t).ravel().tolist()
+def score_variance(scores: torch.Tensor) -> torch.Tensor:
+    """Unbiased variance over the patches of ``scores`` normalised to sum 1, ``[B, 1]``."""
+    return torch.var_mean(scores / scores.sum(1, keepdim=True), 1, keepdim=True)[0]
+
+
+def host_variance(scores: torch.Tensor) -> np.ndarray:
+    """:func:`score_variance` of a CPU tensor, ``[B]``, computed on the host in float64 from the scores
+    read through DLPack: eager, no dispatcher call (the tensor ops spend six, issue 33)."""
+    s = np.from_dlpack(scores.detach() if scores.requires_grad else scores).astype(np.float64)
+    return (s / s.sum(1, keepdims=True)).var(1, ddof=1)
 
 
 def select_rows(pick: torch.Tensor, a, b):
@@ -101,21 +108,20 @@ class PPT(TokenMethod):
     def __init__(self, rs: dict[int, int], threshold: float):
         self.rs = rs
         self.threshold = threshold
-        # The threshold as float32 compares it, for reading the choice on the host (eager, CPU).
-        self._threshold32 = torch.tensor(threshold, dtype=torch.float32).item()
         # One key per PPT block from the start: a dict that grew keys during the first forward would
-        # fail torch.compile's guard on its keys and compile the model a second time.
-        self._variances: dict[int, torch.Tensor | None] = dict.fromkeys(sorted(rs))
+        # fail torch.compile's guard on its keys and compile the model a second time. Eager on the CPU
+        # a block stores a host array (float64), else a tensor.
+        self._variances: dict[int, torch.Tensor | np.ndarray | None] = dict.fromkeys(sorted(rs))
 
     @property
     def branches(self) -> dict[int, torch.Tensor]:
         """Per PPT block of the last forward, True for the images that pooled."""
-        return {layer: self._pools(t).view(-1) for layer, t in self._variances.items() if t is not None}
+        return {layer: self._pools(t) for layer, t in self.variances.items()}
 
     @property
     def variances(self) -> dict[int, torch.Tensor]:
-        """Per PPT block of the last forward, the score variance each image was judged by."""
-        return {layer: t.view(-1) for layer, t in self._variances.items() if t is not None}
+        """Per PPT block of the last forward, the score variance each image was judged by, ``[B]``."""
+        return {layer: torch.as_tensor(t).view(-1) for layer, t in self._variances.items() if t is not None}
 
     def _pools(self, variance: torch.Tensor) -> torch.Tensor:
         """True for the images whose score variance is below the threshold (they pool)."""
@@ -130,25 +136,29 @@ class PPT(TokenMethod):
         if r == 0:  # a single patch left: nothing to remove, and its score variance is undefined
             return x, state
         scores = importance(attn, p)
-        variance = self._variances[layer] = torch.var_mean(scores, 1, keepdim=True)[0]  # var(), [B, 1]
 
         def prune(tokens):
             return keep_topk(x, tokens, scores, state.num_patches - r)
 
         def merge(tokens):
-            return bipartite_merge(x, tokens, attn.mean_keys(), r)
+            return bipartite_merge(x, tokens, attn.summed_keys(), r)
 
-        if self.threshold <= 0:  # a variance is never below 0: every image prunes, known before the forward
-            return prune(state)
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
-            # Eager on the CPU, reading the choice costs no device wait: run only the branches taken.
-            pooled = [v < self._threshold32 for v in host_floats(variance)]
-            if not any(pooled):
+            # Eager on the CPU, reading the scores costs no device wait: the choice is made on the host
+            # and only the branches taken run.
+            variance = self._variances[layer] = host_variance(scores)
+            pooled = variance < self.threshold
+            if not pooled.any():
                 return prune(state)
-            if all(pooled):
+            if pooled.all():
                 return merge(state)
+            pool = torch.from_numpy(pooled)
+        else:
+            variance = self._variances[layer] = score_variance(scores)
+            if self.threshold <= 0:  # a variance is never below 0: every image prunes, known in advance
+                return prune(state)
+            pool = self._pools(variance)
         # Both branches for every image, then a per-image choice: no host sync, one graph under compile.
-        pool = self._pools(variance)
         sized = TokenState(p, state.pos, state.sizes(x), state.source)
         (x_pool, s_pool), (x_prune, s_prune) = merge(sized), prune(sized)
         return select_rows(pool, x_pool, x_prune), select_rows(pool, s_pool, s_prune)

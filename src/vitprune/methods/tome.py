@@ -66,7 +66,7 @@ class ToMe(TokenMethod):
         return self.per_layer[layer] > 0
 
     def reduce(self, layer, x, state, attn):
-        return bipartite_merge(x, state, attn.mean_keys(), self.per_layer[layer])
+        return bipartite_merge(x, state, attn.summed_keys(), self.per_layer[layer])
 
     def schedule(self, spec: VitSpec) -> list[tuple[int, int]]:
         counts, n = [], spec.num_patches

@@ -4,7 +4,7 @@
 asks for it (no forward hook: hooks send every call down torch's slow module-call path). From it
 this view derives, lazily and only when a method asks:
 - ``keys()``: K after the attention's own ``k_norm`` (timm's; Hugging Face's encoders have none);
-  ToMe's matching metric is its mean over heads;
+  ToMe's matching metric is its mean over heads (``summed_keys``: cosine ignores the 1/H);
 - ``cls_attention()``: the softmax row of one query (the CLS token) over all keys, computed alone,
   O(N·H), with the same proportional-attention bias the block used. The N×N matrix is never built,
   so the block keeps timm's fused scaled-dot-product attention;
@@ -105,13 +105,13 @@ class AttentionView:
         k = self._token_keys()
         return k.transpose(1, 2) if self._qkv is not None else k
 
-    def mean_keys(self) -> Tensor:
-        """K averaged over heads, ``[B, N, head_dim]``: ToMe's matching metric (Bolya et al. 2023, §3);
+    def summed_keys(self) -> Tensor:
+        """K summed over heads, ``[B, N, head_dim]``: ToMe's matching metric (Bolya et al. 2023, §3) is
+        their mean, and its cosine similarity is the same without the 1/H (one call fewer);
         ``[B, N, 1, head_dim]`` from a fused output, where a reduction that keeps its dim is one call."""
         if self._qkv is None:
-            return self._token_keys().mean(1)
-        heads = scalar(self._heads, self._qkv)
-        return self._token_keys().sum(2, keepdim=True).div_(heads)  # mean(2), bit for bit
+            return self._token_keys().sum(1)
+        return self._token_keys().sum(2, keepdim=True)
 
     def cls_attention(self, index: int = 0) -> Tensor:
         """Attention of query ``index`` over all keys per head, ``[B, H, N]``, in float32."""
