@@ -89,7 +89,11 @@ FIRST_1000 = {
     "fmnist-vit-sait": (90.8, 99.8),
     "fmnist-swin": (92.2, 99.9),
     "clutter-vit-196": (89.1, 99.8),
+    "clutter-seg-196": (66.5221, 95.9628),  # mean IoU, pixel accuracy
 }
+# Segmentation scores sum millions of per-pixel argmaxes: one pixel flipping on a near-tie under other
+# kernels moves them by about 1e-4, so they are compared to 1e-2 (the same on AVX-512, AVX2 and default).
+TOLERANCE = {"classification": 1e-9, "segmentation": 1e-2}
 
 
 @needs_fmnist
@@ -101,11 +105,12 @@ def test_shipped_model_reproduces_its_card(name, capsys):
     limit = ["--limit", "1000"] if name in FIRST_1000 else []
     assert main(["eval", "--model", name, "--data", card["data"], *limit, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    scores = ("miou", "pixel_acc") if card.get("task") == "segmentation" else ("top1", "top5")
+    task = card.get("task", "classification")
+    scores = ("miou", "pixel_acc") if task == "segmentation" else ("top1", "top5")
     expected = FIRST_1000.get(name, tuple(card[key] for key in scores))
     assert result["n"] == (1000 if limit else card["test_images"])
     for key, value in zip(scores, expected, strict=True):
-        assert result[key] == pytest.approx(value, abs=1e-9), key
+        assert result[key] == pytest.approx(value, abs=TOLERANCE[task]), key
 
 
 def test_a_zoo_name_as_star_prior_is_the_calibration_shipped_beside_it(tmp_path, monkeypatch, capsys):
