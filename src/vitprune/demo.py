@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--seg-limit",
         type=int,
-        default=500,
+        default=250,
         help=f"test canvases for the {SEGMENTER} table; 0 skips it (default: %(default)s)",
     )
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
