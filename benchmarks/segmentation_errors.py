@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import notes, save_results
+from common import accuracy_arguments, notes, save_results
 from torch.utils.data import Subset
 from tqdm import tqdm
 
@@ -53,17 +53,14 @@ def majority_right(predicted: torch.Tensor, truth: torch.Tensor, background: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--name", required=True, help="results/<name>.json")
-    ap.add_argument("--model", default="clutter-seg-196", help="a segmenter (zoo name)")
+    accuracy_arguments(ap, "clutter-seg-196", "a segmenter (zoo name)")
     ap.add_argument("--classifier", default="clutter-vit-196", help="a classifier of the same canvases")
-    ap.add_argument("--data", default="fashion-mnist-clutter")
-    ap.add_argument("--limit", type=int, help="first N test canvases only")
-    ap.add_argument("--notes", help="what the table shows, printed under it in BENCHMARKS.md")
+    ap.set_defaults(data="fashion-mnist-clutter")
     args = ap.parse_args()
     segmenter, classifier = load_model(args.model), load_model(args.classifier)
     k = segmenter.num_classes
     background = k - 1
-    test = segmentation_dataset(args.data, "test", segmenter)
+    test = segmentation_dataset(args.data, args.split, segmenter)
     if args.limit:
         test = Subset(test, range(args.limit))
     counts = {
@@ -108,7 +105,8 @@ def main() -> None:
         }
         for name, result in ((name, scores(c)) for name, c in counts.items())
     ]
-    print(save_results(args.name, args.model, rows, test_images=len(test), **notes(args.notes)))
+    extra = {"test_images": len(test), "split": args.split, **notes(args.notes)}
+    print(save_results(args.name, args.model, rows, **extra))
 
 
 if __name__ == "__main__":
