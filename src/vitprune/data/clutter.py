@@ -1,12 +1,13 @@
-"""Cluttered Fashion-MNIST: one item at native resolution, at a random place on a cluttered canvas.
+"""Cluttered Fashion-MNIST: one item near native resolution, at a random place on a cluttered canvas.
 
 The construction of cluttered MNIST (Mnih et al. 2014, "Recurrent Models of Visual Attention";
 Jaderberg et al. 2015, "Spatial Transformer Networks": 8x8 fragments of other digits on a 60x60
 canvas), built from Fashion-MNIST: each 56x56 canvas (196 patches of 4x4 px, DeiT's token count)
-holds one 28x28 item, unscaled, at a uniformly random position, over ``fragments`` 8x8 pieces cut
-from the ink-rich middle of *other* items of the same split and dropped anywhere. Fragments overlap
-by maximum; the item's own (nonzero) pixels cover whatever lies beneath them. A per-pixel label map
-gives the item's class on its own pixels and :data:`BACKGROUND` elsewhere.
+holds one 28x28 item, upscaled by a mild random factor (a side of 28 to 42 px, bilinear), at a
+uniformly random position, over ``fragments`` 8x8 pieces cut from the ink-rich middle of *other*
+items of the same split and dropped anywhere. Fragments overlap by maximum; the item's own (nonzero)
+pixels cover whatever lies beneath them. A per-pixel label map gives the item's class on its own
+pixels and :data:`BACKGROUND` elsewhere.
 
 Canvases are a pure function of the split and the seed (numpy's PCG64), drawn for the whole split
 at once: the same bytes on every run and in every process, in a few seconds for 70,000 canvases.
@@ -29,16 +30,23 @@ FRAGMENTS = 4  # cluttered MNIST's density on 60x60 (Mnih et al. 2014: 4 pieces)
 FRAGMENT_MARGIN = 4  # fragments are cut at least this far inside the 28x28 box, where the ink is
 BACKGROUND = 10  # label-map value off the item: one past Fashion-MNIST's ten classes
 SEED = 2015
+SCALE = 1.5  # items drawn 28 to 42 px wide: a mild random scale, as objects vary in size on ImageNet
 SPLIT_STREAMS = {"train": 0, "test": 1}
 
 
 def clutter_canvases(
-    images: np.ndarray, labels: np.ndarray, fragments: int = FRAGMENTS, seed: int = SEED, stream: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    fragments: int = FRAGMENTS,
+    scale: float = SCALE,
+    seed: int = SEED,
+    stream: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 items ``[N, 28, 28]`` and their labels → canvases and label maps, both uint8 ``[N, 56, 56]``.
 
-    Canvas ``i`` holds item ``i`` and ``fragments`` pieces of items other than ``i``, all placed by a
-    generator seeded with ``(seed, stream)``.
+    Canvas ``i`` holds item ``i``, upscaled to a side drawn uniformly from ``28 .. round(28 * scale)``
+    px, and ``fragments`` pieces of items other than ``i``, all placed by a generator seeded with
+    ``(seed, stream)``.
     """
     if images.ndim != 3 or images.dtype != np.uint8 or len(images) != len(labels):
         raise ValueError(
@@ -52,8 +60,11 @@ def clutter_canvases(
             f"clutter needs 2 items or more (fragments come from other items), got {len(images)}"
         )
     n, size = len(images), images.shape[1]
+    if not 1 <= scale <= CANVAS / size:
+        raise ValueError(f"scale must be in [1, {CANVAS / size:g}] (the item must fit), got {scale}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, stream]))
-    item_at = rng.integers(0, CANVAS - size + 1, (2, n))
+    sides = rng.integers(size, round(size * scale) + 1, n)
+    item_at = rng.integers(0, CANVAS - sides + 1, (2, n))
     sources = (np.arange(n) + rng.integers(1, max(n, 2), (fragments, n))) % n
     cut_at = rng.integers(FRAGMENT_MARGIN, size - FRAGMENT - FRAGMENT_MARGIN + 1, (fragments, 2, n))
     drop_at = rng.integers(0, CANVAS - FRAGMENT + 1, (fragments, 2, n))
@@ -63,12 +74,29 @@ def clutter_canvases(
         piece = images[_window(sources[k], *cut_at[k], FRAGMENT)]
         where = _window(np.arange(n), *drop_at[k], FRAGMENT)
         canvases[where] = np.maximum(canvases[where], piece)
-    where = _window(np.arange(n), *item_at, size)
-    ink = images > 0
-    canvases[where] = np.where(ink, images, canvases[where])
     masks = np.full((n, CANVAS, CANVAS), BACKGROUND, dtype=np.uint8)
-    masks[where] = np.where(ink, labels.astype(np.uint8)[:, None, None], BACKGROUND)
+    for side in np.unique(sides):
+        index = np.flatnonzero(sides == side)
+        item = upscale(images[index], side)
+        where = _window(index, *item_at[:, index], side)
+        ink = item > 0
+        canvases[where] = np.where(ink, item, canvases[where])
+        masks[where] = np.where(ink, labels.astype(np.uint8)[index, None, None], BACKGROUND)
     return canvases, masks
+
+
+def upscale(images: np.ndarray, side: int) -> np.ndarray:
+    """uint8 ``[N, S, S]`` → ``[N, side, side]``, bilinear with half-pixel centres (PIL's and
+    ``F.interpolate``'s convention), computed in float64 and rounded half up: the same bytes on any CPU."""
+    source = images.shape[1]
+    at = np.clip((np.arange(side) + 0.5) * source / side - 0.5, 0, source - 1)
+    low = np.floor(at).astype(np.int64)
+    high = np.minimum(low + 1, source - 1)
+    weight = at - low
+    pixels = images.astype(np.float64)
+    rows = pixels[:, low] * (1 - weight)[:, None] + pixels[:, high] * weight[:, None]
+    both = rows[:, :, low] * (1 - weight) + rows[:, :, high] * weight
+    return np.floor(both + 0.5).astype(np.uint8)
 
 
 def _window(
@@ -89,7 +117,11 @@ class ClutterDataset(TensorImageDataset):
 
 
 def fashion_mnist_clutter(
-    split: str, model: nn.Module, root: str | os.PathLike | None = None, fragments: int = FRAGMENTS
+    split: str,
+    model: nn.Module,
+    root: str | os.PathLike | None = None,
+    fragments: int = FRAGMENTS,
+    scale: float = SCALE,
 ) -> ClutterDataset:
     """Cluttered Fashion-MNIST ``split`` for ``model``: train canvases from training items only,
     test canvases from test items only."""
@@ -97,6 +129,6 @@ def fashion_mnist_clutter(
         raise ValueError(f"unknown Fashion-MNIST split {split!r}; expected one of {sorted(SPLITS)}")
     raw = FashionMNIST(root, split=split)
     canvases, masks = clutter_canvases(
-        raw.images[:, 0].numpy(), raw.labels.numpy(), fragments, stream=SPLIT_STREAMS[split]
+        raw.images[:, 0].numpy(), raw.labels.numpy(), fragments, scale, stream=SPLIT_STREAMS[split]
     )
     return ClutterDataset(torch.from_numpy(canvases).unsqueeze(1), raw.labels, torch.from_numpy(masks), model)
