@@ -73,8 +73,8 @@ def test_label_map_marks_exactly_the_items_pixels():
     """At scale 1, locate each item from its label map; the canvas there holds the item's ink, unaltered."""
     raw = FashionMNIST(split="test")
     items, labels = raw.images[:, 0].numpy(), raw.labels.numpy()
-    canvases, on_item = clutter_canvases(items, labels, scale=1, stream=1)
-    on_item, masks = on_item != BACKGROUND, on_item
+    canvases, masks = clutter_canvases(items, labels, scale=1, stream=1)
+    on_item = masks != BACKGROUND
     ink = items > 0
     assert np.array_equal(on_item.sum((1, 2)), ink.sum((1, 2)))
     assert np.array_equal(masks[on_item], np.broadcast_to(labels[:, None, None], masks.shape)[on_item])
@@ -128,10 +128,11 @@ def test_fragments_come_from_other_items_only():
     n = 40
     values = np.arange(1, n + 1, dtype=np.uint8)
     items = np.broadcast_to(values[:, None, None], (n, 28, 28)).copy()
-    canvases, masks = clutter_canvases(items, np.arange(n) % 10, fragments=8)
+    canvases, masks = clutter_canvases(items, np.arange(n) % 10, fragments=8, scale=1)
     off_item = masks == BACKGROUND
     assert ((canvases == values[:, None, None]) & off_item).sum() == 0
     assert (canvases[off_item] > 0).sum() >= n * FRAGMENT * FRAGMENT  # at least one fragment's worth each
+    assert np.array_equal((~off_item).sum((1, 2)), np.full(n, 28 * 28))
 
 
 def write_idx(path, array: np.ndarray) -> None:

@@ -75,13 +75,14 @@ def clutter_canvases(
         where = _window(np.arange(n), *drop_at[k], FRAGMENT)
         canvases[where] = np.maximum(canvases[where], piece)
     masks = np.full((n, CANVAS, CANVAS), BACKGROUND, dtype=np.uint8)
+    classes = labels.astype(np.uint8)[:, None, None]
     for side in np.unique(sides):
         index = np.flatnonzero(sides == side)
         item = upscale(images[index], side)
         where = _window(index, *item_at[:, index], side)
         ink = item > 0
         canvases[where] = np.where(ink, item, canvases[where])
-        masks[where] = np.where(ink, labels.astype(np.uint8)[index, None, None], BACKGROUND)
+        masks[where] = np.where(ink, classes[index], BACKGROUND)
     return canvases, masks
 
 
