@@ -90,7 +90,7 @@ FIRST_1000 = {
     "fmnist-swin": (92.2, 99.9),
     "clutter-vit-196": (90.0, 100.0),
     "clutter-vit-196-sait": (86.8, 99.5),
-    "clutter-seg-196": (66.5221, 95.9628),  # mean IoU, pixel accuracy
+    "clutter-seg-196": (72.9437, 94.5833),  # mean IoU, pixel accuracy
 }
 # Segmentation scores sum millions of per-pixel argmaxes: one pixel flipping on a near-tie under other
 # kernels moves them by about 1e-4, so they are compared to 1e-2 (the same on AVX-512, AVX2 and default).
