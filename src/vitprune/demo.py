@@ -1,4 +1,4 @@
-"""``make demo``: every token method on the shipped ``clutter-vit-196`` (one Fashion-MNIST item at
+"""``make demo``: every token method on the shipped ``clutter-vit-196`` (one Fashion-MNIST item near
 native resolution on a cluttered 56×56 canvas, 14×14 = 196 patches: DeiT's token count, with a
 background to drop, the regime the papers work in), side by side, with the shipped SaiT checkpoint
 ``clutter-vit-196-sait`` beside it; the same methods on ``fmnist-vit-196`` (the same architecture on
@@ -60,8 +60,8 @@ MODEL = "clutter-vit-196"  # the main table: 196 patches, as DeiT-S at 224, an i
 SECOND = "fmnist-vit-196"  # the second table: the same architecture on upscaled, frame-filling items
 DATA = {MODEL: CLUTTER, SECOND: "fashion-mnist"}
 WHAT = {  # one sentence under each table: what its images favour
-    MODEL: "One item at native resolution on a cluttered canvas: most patches are background, as on "
-    "ImageNet, so dropping tokens the class token ignores can cost little",
+    MODEL: "One item near native resolution (28-42 px) on a cluttered canvas: most patches are "
+    "background, as on ImageNet, so dropping tokens the class token ignores can cost little",
     SECOND: "Its 28x28 items upscaled 2x fill the frame and make neighbouring tokens near-copies, which "
     "favours merging and a smaller input and leaves pruning no background to drop",
 }
