@@ -21,8 +21,9 @@ paper's Table 3 baseline). Accuracy is measured on the first ``--limit`` (main s
 (segmentation) test images to stay within a few minutes on a 2-core CPU; the output says how many.
 Torch runs on two threads by default (the sweeps need both to finish in a few minutes); ``--threads
 1`` keeps the timing steadier when anything else shares the machine. Outputs go to ``demo_out/`` (the
-``fmnist-vit-196`` sweep in ``demo_out/fmnist-vit-196/``); ``--limit 200 --second-limit 200
---dimap-images 200 --seg-limit 200`` is a quick check of the whole path.
+``fmnist-vit-196`` sweep in ``demo_out/fmnist-vit-196/``); the last line gives the wall time of each
+part. ``--limit 200 --second-limit 100 --dimap-images 200 --seg-limit 50`` is a quick check of the
+whole path.
 """
 
 from __future__ import annotations
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--second-limit",
         type=int,
-        default=500,
+        default=300,
         help=f"test images in the {SECOND} sweep and canvases in the SaiT table; 0 skips both "
         f"(default: %(default)s)",
     )
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--seg-limit",
         type=int,
-        default=250,
+        default=150,
         help=f"test canvases for the {SEGMENTER} table; 0 skips it (default: %(default)s)",
     )
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
@@ -340,16 +341,24 @@ def main(argv: list[str] | None = None) -> None:
                 f"demo: the zoo model {name!r} is not shipped in this checkout yet "
                 f"(shipped: {zoo.names() or 'none'}); it is added with `python -m vitprune.zoo.publish`."
             )
-    start = time.perf_counter()
     torch.set_num_threads(args.threads)
-    run_demo(zoo.load(MODEL), MODEL, Path(args.out), args.limit)
+    out = Path(args.out)
+    parts = [(MODEL, lambda: run_demo(zoo.load(MODEL), MODEL, out, args.limit))]
     if args.second_limit > 0:
-        run_sait(Path(args.out), args.second_limit)
-        run_demo(zoo.load(SECOND), SECOND, Path(args.out) / SECOND, args.second_limit, speed=False)
-    run_dimap(Path(args.out), args.dimap_images)
+        parts.append((f"{SAIT} table", lambda: run_sait(out, args.second_limit)))
+        parts.append(
+            (SECOND, lambda: run_demo(zoo.load(SECOND), SECOND, out / SECOND, args.second_limit, speed=False))
+        )
+    parts.append(("DIMAP", lambda: run_dimap(out, args.dimap_images)))
     if args.seg_limit > 0:
-        run_segmentation(Path(args.out) / SEGMENTER, args.seg_limit)
-    print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s")
+        parts.append((SEGMENTER, lambda: run_segmentation(out / SEGMENTER, args.seg_limit)))
+    start = time.perf_counter()
+    spent = []
+    for label, part in parts:
+        began = time.perf_counter()
+        part()
+        spent.append(f"{label} {time.perf_counter() - began:.0f} s")
+    print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s ({', '.join(spent)})")
 
 
 if __name__ == "__main__":
