@@ -5,6 +5,7 @@ import os
 import pytest
 import timm
 import torch
+from cpu_limits import BF16_ATTENTION, NO_INDUCTOR
 from hypothesis import HealthCheck, settings
 from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
@@ -18,10 +19,6 @@ settings.register_profile(
 settings.register_profile("fuzz", max_examples=1000, deadline=None, suppress_health_check=_QUIET)
 settings.load_profile("fuzz" if os.environ.get("VITPRUNE_FUZZ") == "1" else "ci")
 
-# torch 2.14.1's Inductor emits C++ that does not build when ATen runs its baseline kernels
-# ("'at::vec' has not been declared"), so Inductor tests cannot run under ATEN_CPU_CAPABILITY=default.
-NO_INDUCTOR = os.environ.get("ATEN_CPU_CAPABILITY") == "default"
-
 # Inductor's FX-graph cache key leaves out the vector ISA it generated for (torch 2.14.1), yet the C++ it
 # caches hard-codes that vector width. On an AVX-512 machine, a graph cached by a run on the native kernels
 # and served to an ATEN_CPU_CAPABILITY=avx2 run is rebuilt with AVX2's 8-float vectors and loads 16 floats
@@ -34,10 +31,13 @@ if os.environ.get("TORCHINDUCTOR_CACHE_DIR", default_cache_dir()) == default_cac
 
 
 def pytest_collection_modifyitems(items):
-    reason = "ATEN_CPU_CAPABILITY=default: Inductor's C++ does not build ('at::vec' has not been declared)"
+    no_inductor = "ATEN_CPU_CAPABILITY=default: Inductor's C++ does not build ('at::vec' undeclared)"
+    no_bf16 = "forced AVX2/baseline kernels on an AMX CPU: bf16 attention raises (tests/cpu_limits.py)"
     for item in items:
         if NO_INDUCTOR and item.get_closest_marker("inductor"):
-            item.add_marker(pytest.mark.skip(reason=reason))
+            item.add_marker(pytest.mark.skip(reason=no_inductor))
+        if not BF16_ATTENTION and item.get_closest_marker("bf16_attention"):
+            item.add_marker(pytest.mark.skip(reason=no_bf16))
 
 
 # name → timm kwargs; tiny sizes keep the suite fast while exercising each family's special parts.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cpu_limits import BF16_ATTENTION
 from fuzz_models import FAMILY_DRAWS, VitConfig, vit_configs
 from fuzz_settings import (
     NOT_A_RATE,
@@ -236,7 +237,7 @@ def cases(draw, method: str) -> Case:
         vit=vit,
         setting=setting,
         batch=draw(st.integers(1, 8)),
-        bf16=draw(st.sampled_from([False, False, True])),
+        bf16=draw(st.sampled_from([False, False, True] if BF16_ATTENTION else [False])),
         trace_source=draw(st.booleans()),
         image_seed=draw(st.integers(0, 2**16)),
     )

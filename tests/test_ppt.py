@@ -108,6 +108,7 @@ def test_pooling_every_block_at_a_macs_target_is_tome():
         torch.testing.assert_close(ppt(x), tome(x), rtol=0, atol=1e-6)
 
 
+@pytest.mark.bf16_attention
 def test_bf16_mixed_batch_runs():
     x = images(batch=6, size=128, seed=5)
     model = copy.deepcopy(_model(threshold=_mixed_threshold(x))).to(torch.bfloat16)
